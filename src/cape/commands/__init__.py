@@ -1,0 +1,1 @@
+"""Subcommands of the ``cape`` CLI, one module each (see :mod:`cape.cli`)."""

@@ -1,0 +1,104 @@
+"""``cape ingest``: read a dataset in its own format into a cohort store."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cape.errors import CapeError
+
+FORMATS = ("ptbxl", "code15", "wfdb", "dicom", "muse")
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "ingest",
+        help="read PTB-XL, CODE-15%%, WFDB, DICOM or MUSE XML into a cohort store",
+        description=(
+            "Read a dataset in its own format, check every ECG, preprocess it (leads I, II, "
+            "V1-V6; band-pass 0.5-100 Hz; mains notch; 400 Hz; 10 s int16 µV slot) and add it "
+            "to a cohort store. Rejected inputs are quarantined with their reason. Re-running "
+            "skips what is already stored, so a killed run resumes."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("format", choices=FORMATS, help="source format")
+    parser.add_argument("source", type=Path, help="dataset folder (or a single DICOM/XML file)")
+    parser.add_argument("--cohort", required=True, help="cohort name for these ECGs")
+    parser.add_argument(
+        "--mains",
+        required=True,
+        choices=["50", "60", "none"],
+        help="mains frequency of the cohort's country, for the notch filter",
+    )
+    parser.add_argument("--out", required=True, type=Path, help="store directory (created)")
+    parser.add_argument(
+        "--workers", type=int, default=min(2, os.cpu_count() or 1), help="worker processes"
+    )
+    group = parser.add_argument_group("reader options")
+    group.add_argument(
+        "--sampling-rate", type=int, choices=[100, 500], help="PTB-XL: which records (default 500)"
+    )
+    group.add_argument("--metadata", type=Path, help="wfdb: metadata table (csv or parquet)")
+    group.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="FIELD=COLUMN",
+        help="wfdb: metadata column for a CAPE field, e.g. patient_id=subject_id (repeatable)",
+    )
+    group.add_argument("--mapping", type=Path, help="wfdb: YAML file of FIELD: COLUMN pairs")
+    group.add_argument(
+        "--window-seconds", type=float, help="wfdb: cut long recordings into windows of this length"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def reader_options(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if args.sampling_rate is not None:
+        options["sampling_rate"] = args.sampling_rate
+    if args.metadata is not None:
+        options["metadata"] = args.metadata
+    columns: dict[str, str] = {}
+    if args.mapping is not None:
+        loaded = yaml.safe_load(args.mapping.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise CapeError(f"{args.mapping}: expected a mapping of FIELD: COLUMN")
+        columns.update({str(k): str(v) for k, v in loaded.items()})
+    for item in args.map:
+        if "=" not in item:
+            raise CapeError(f"--map {item!r}: expected FIELD=COLUMN")
+        key, value = item.split("=", 1)
+        columns[key.strip()] = value.strip()
+    if columns:
+        options["columns"] = columns
+    if args.window_seconds is not None:
+        options["window_seconds"] = args.window_seconds
+    return options
+
+
+def run(args: argparse.Namespace) -> int:
+    from cape.ingest import ingest
+
+    mains = None if args.mains == "none" else float(args.mains)
+    summary = ingest(
+        args.format,
+        args.source,
+        args.cohort,
+        args.out,
+        mains_hz=mains,
+        workers=args.workers,
+        reader_options=reader_options(args),
+        progress=not args.no_progress,
+    )
+    print(f"cohort {args.cohort} -> {args.out}")
+    print(summary.format())
+    if summary.quarantined:
+        print(f"details: {args.out / 'quarantine.parquet'} (or `cape describe --quarantine`)")
+    return 0

@@ -1,0 +1,388 @@
+"""Ingest: reader -> lead selection -> QC -> preprocessing -> cohort store.
+
+Work is split by the reader's tasks; each task becomes one shard, written by
+one worker process and committed atomically (see :mod:`cape.store`). A task
+whose shard is already committed is skipped, so re-running ingest on the same
+source is idempotent and a killed run resumes where it stopped. Every input
+that does not become a stored ECG is quarantined with its reason.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import fcntl
+import json
+import logging
+import math
+import re
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+import cape
+from cape.errors import CapeError
+from cape.leads import MissingLeadsError, select_store_leads, unit_scale_to_mv
+from cape.preprocessing import PreprocessingConfig, fit_to_slot, preprocess, to_int16_microvolts
+from cape.qc import QCConfig, check_record
+from cape.readers import get_reader
+from cape.readers.base import Reader, ReadTask
+from cape.record import ECGRecord, Reason, Rejection
+from cape.store import (
+    HEADER_FILE,
+    QUARANTINE_FILE,
+    SLOT_SAMPLES,
+    ShardWriter,
+    committed_shards,
+    new_header,
+    read_header,
+    rebuild_manifest,
+    write_json_atomic,
+)
+
+logger = logging.getLogger(__name__)
+
+_BATCH = 64  # records preprocessed together: vectorised filters, bounded memory
+
+
+@dataclass
+class IngestSummary:
+    """Counts of one ingest run."""
+
+    tasks_total: int = 0
+    tasks_skipped: int = 0
+    read: int = 0
+    stored: int = 0
+    quarantined: Counter[str] = field(default_factory=Counter)
+    duplicates: int = 0
+
+    def add(self, other: dict[str, Any]) -> None:
+        self.read += other["read"]
+        self.stored += other["stored"]
+        self.quarantined.update(other["quarantined"])
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["quarantined"] = dict(self.quarantined)
+        return out
+
+    def format(self) -> str:
+        lines = [
+            f"tasks: {self.tasks_total} ({self.tasks_skipped} already stored, skipped)",
+            f"read this run: {self.read}",
+            f"stored this run: {self.stored}",
+            f"quarantined this run: {sum(self.quarantined.values())}",
+        ]
+        lines += [f"  {reason}: {count}" for reason, count in sorted(self.quarantined.items())]
+        if self.duplicates:
+            lines.append(f"duplicate record ids in the store (quarantined): {self.duplicates}")
+        return "\n".join(lines)
+
+
+def shard_name(cohort: str, task_key: str) -> str:
+    """File-system-safe shard name for a cohort's task."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{cohort}__{task_key}")
+    return safe[:200]
+
+
+@contextmanager
+def store_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the store: one ingest (or split) at a time."""
+    path.mkdir(parents=True, exist_ok=True)
+    with open(path / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as error:
+            raise CapeError(f"{path} is being written by another cape process") from error
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _rejection_row(rejection: Rejection) -> dict[str, Any]:
+    return {
+        "cohort": rejection.cohort,
+        "source_file": rejection.source_file,
+        "record_id": rejection.record_id,
+        "patient_id": rejection.patient_id,
+        "reason": rejection.reason.value,
+        "detail": rejection.detail,
+    }
+
+
+def _reject(record: ECGRecord, reason: Reason, detail: str) -> dict[str, Any]:
+    return _rejection_row(
+        Rejection(
+            cohort=record.cohort,
+            source_file=record.source_file,
+            reason=reason,
+            detail=detail,
+            record_id=record.record_id,
+            patient_id=record.patient_id,
+        )
+    )
+
+
+def _metadata_row(record: ECGRecord) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "record_id": str(record.record_id),
+        "patient_id": str(record.patient_id),
+        "cohort": record.cohort,
+        "source_sampling_rate_hz": float(record.sampling_rate_hz or math.nan),
+        "source_file": record.source_file,
+        "split": None,
+    }
+    for key, value in record.metadata.items():
+        if isinstance(value, dict):
+            value = json.dumps(value, sort_keys=True)
+        elif isinstance(value, (tuple, set)):
+            value = sorted(value)
+        row[key] = value
+    return row
+
+
+@dataclass
+class _Prepared:
+    record: ECGRecord
+    signal_mv: np.ndarray  # (8, n) float64 at the source rate, valid part only
+
+
+def _prepare(record: ECGRecord, qc: QCConfig) -> _Prepared | dict[str, Any]:
+    """Validate one record and return its 8-lead valid span in mV, or a quarantine row."""
+    if record.patient_id is None or str(record.patient_id).strip() in {"", "nan", "None"}:
+        return _reject(record, Reason.MISSING_PATIENT_ID, "no patient id in the source metadata")
+    try:
+        scale = unit_scale_to_mv(record.units)
+    except ValueError as error:
+        return _reject(record, Reason.BAD_METADATA, str(error))
+    try:
+        signal = select_store_leads(np.asarray(record.signal, dtype=np.float64), record.lead_names)
+    except MissingLeadsError as error:
+        return _reject(record, Reason.MISSING_LEADS, str(error))
+    except ValueError as error:
+        return _reject(record, Reason.UNREADABLE, str(error))
+    signal = signal * scale
+    if record.valid_length is not None:
+        signal = signal[:, record.valid_start : record.valid_start + record.valid_length]
+    age = record.metadata.get("age")
+    problem = check_record(signal, record.sampling_rate_hz, signal.shape[1], age, qc)
+    if problem is not None:
+        reason, detail = problem
+        return _reject(record, reason, detail)
+    return _Prepared(record=record, signal_mv=signal)
+
+
+def _flush(
+    batch: list[_Prepared],
+    writer: ShardWriter,
+    rejections: list[dict[str, Any]],
+    mains_hz: float | None,
+    config: PreprocessingConfig,
+) -> int:
+    """Preprocess a batch (grouped by rate and length) and append it to the shard."""
+    stored = 0
+    groups: dict[tuple[float, int], list[_Prepared]] = {}
+    for item in batch:
+        key = (float(item.record.sampling_rate_hz or 0.0), item.signal_mv.shape[1])
+        groups.setdefault(key, []).append(item)
+    for (rate, _), items in groups.items():
+        stacked = np.stack([item.signal_mv for item in items])
+        result = preprocess(stacked, rate, mains_hz, config)
+        slots, valid = fit_to_slot(result.signals, result.valid_lengths, SLOT_SAMPLES)
+        int16, clipped = to_int16_microvolts(slots)
+        for k, item in enumerate(items):
+            if clipped[k]:
+                rejections.append(
+                    _reject(
+                        item.record,
+                        Reason.SATURATED,
+                        "after preprocessing the signal exceeds ±32.767 mV (int16 µV range)",
+                    )
+                )
+                continue
+            row = _metadata_row(item.record)
+            row["valid_length"] = int(valid[k])
+            writer.append(int16[k], row)
+            stored += 1
+    return stored
+
+
+def ingest_task(
+    reader: Reader,
+    task: ReadTask,
+    store_path: Path,
+    name: str,
+    mains_hz: float | None,
+    config: PreprocessingConfig,
+    qc: QCConfig,
+) -> dict[str, Any]:
+    """Read one task, write and commit its shard. Runs in a worker process."""
+    writer = ShardWriter(store_path, name)
+    rejections: list[dict[str, Any]] = []
+    batch: list[_Prepared] = []
+    read = stored = 0
+    try:
+        for item in reader.read(task):
+            read += 1
+            if isinstance(item, Rejection):
+                rejections.append(_rejection_row(item))
+                continue
+            try:
+                prepared = _prepare(item, qc)
+            except Exception as error:  # one bad record never stops the run
+                logger.exception("record %s in %s failed", item.record_id, item.source_file)
+                prepared = _reject(item, Reason.UNREADABLE, f"{type(error).__name__}: {error}")
+            if isinstance(prepared, dict):
+                rejections.append(prepared)
+                continue
+            batch.append(prepared)
+            if len(batch) >= _BATCH:
+                stored += _flush(batch, writer, rejections, mains_hz, config)
+                batch = []
+        if batch:
+            stored += _flush(batch, writer, rejections, mains_hz, config)
+        writer.commit(rejections)
+    except BaseException:
+        writer.abort()
+        raise
+    counts = Counter(str(r["reason"]) for r in rejections)
+    return {"read": read, "stored": stored, "quarantined": dict(counts)}
+
+
+def _count_duplicates(store_path: Path) -> int:
+    """Duplicate record ids quarantined by :func:`cape.store.rebuild_manifest`."""
+    quarantine = pd.read_parquet(store_path / QUARANTINE_FILE, columns=["reason"])
+    return int((quarantine["reason"] == Reason.DUPLICATE_ID.value).sum())
+
+
+def ingest(
+    format_name: str,
+    source: str | Path,
+    cohort: str,
+    out: str | Path,
+    mains_hz: float | None,
+    workers: int = 1,
+    reader_options: dict[str, Any] | None = None,
+    preprocessing: PreprocessingConfig | None = None,
+    qc: QCConfig | None = None,
+    progress: bool = True,
+) -> IngestSummary:
+    """Ingest one source into a store (created if needed).
+
+    Args:
+        format_name: ``ptbxl``, ``code15``, ``wfdb``, ``dicom`` or ``muse``.
+        source: the dataset's folder (or file, for DICOM/MUSE).
+        cohort: name of the cohort these ECGs belong to.
+        out: store directory.
+        mains_hz: the cohort's mains frequency (50 or 60) for the notch; None = no notch.
+        workers: worker processes (one task at a time each).
+        reader_options: passed to the reader (e.g. ``sampling_rate=100`` for PTB-XL).
+        preprocessing, qc: parameters; recorded in the store header.
+
+    Raises:
+        CapeError: bad source layout, or the cohort was ingested before with other
+            preprocessing parameters.
+    """
+    config = preprocessing or PreprocessingConfig()
+    qc = qc or QCConfig()
+    store_path = Path(out)
+    reader = get_reader(format_name, source, cohort, **(reader_options or {}))
+    with store_lock(store_path):
+        header = read_header(store_path) if (store_path / HEADER_FILE).is_file() else new_header()
+        entry = {
+            "format": format_name,
+            "mains_hz": mains_hz,
+            "preprocessing": config.to_dict(),
+            "qc": asdict(qc),
+        }
+        previous = header["cohorts"].get(cohort)
+        if previous is not None:
+            for key in ("mains_hz", "preprocessing"):
+                if previous.get(key) != entry[key]:
+                    raise CapeError(
+                        f"cohort {cohort!r} is already in {store_path} with {key}="
+                        f"{previous.get(key)!r}; this run asks for {entry[key]!r}. "
+                        "Use another cohort name or another store."
+                    )
+        sources = list(previous.get("sources", [])) if previous else []
+        source_str = str(Path(source).resolve())
+        if source_str not in sources:
+            sources.append(source_str)
+        header["cohorts"][cohort] = {
+            **(previous or {}),
+            **entry,
+            "sources": sources,
+            "reader_options": {k: str(v) for k, v in (reader_options or {}).items()},
+            "cape_version": cape.__version__,
+            "ingested_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        write_json_atomic(store_path / HEADER_FILE, header)
+
+        tasks = reader.tasks()
+        done = committed_shards(store_path)
+        summary = IngestSummary(tasks_total=len(tasks))
+        todo = [(t, shard_name(cohort, t.key)) for t in tasks]
+        pending = [(t, n) for t, n in todo if n not in done]
+        summary.tasks_skipped = len(todo) - len(pending)
+        total_items = sum(t.n_items for t, _ in pending)
+        bar = tqdm(total=total_items, unit="ECG", desc=f"ingest {cohort}", disable=not progress)
+        try:
+            if workers <= 1:
+                for task, name in pending:
+                    result = ingest_task(reader, task, store_path, name, mains_hz, config, qc)
+                    summary.add(result)
+                    bar.update(task.n_items)
+            else:
+                _run_pool(reader, pending, store_path, mains_hz, config, qc, workers, summary, bar)
+        finally:
+            bar.close()
+        manifest = rebuild_manifest(store_path)
+        summary.duplicates = _count_duplicates(store_path)
+        header["cohorts"][cohort]["n_stored"] = int((manifest["cohort"] == cohort).sum())
+        write_json_atomic(store_path / HEADER_FILE, header)
+    return summary
+
+
+def _run_pool(
+    reader: Reader,
+    pending: list[tuple[ReadTask, str]],
+    store_path: Path,
+    mains_hz: float | None,
+    config: PreprocessingConfig,
+    qc: QCConfig,
+    workers: int,
+    summary: IngestSummary,
+    bar: tqdm,
+) -> None:
+    # Keep at most 2 tasks per worker in flight so memory stays flat however many tasks.
+    queue = list(reversed(pending))
+    with ProcessPoolExecutor(max_workers=workers, initializer=_single_thread) as pool:
+        running: dict[Future[dict[str, Any]], ReadTask] = {}
+        while queue or running:
+            while queue and len(running) < 2 * workers:
+                task, name = queue.pop()
+                future = pool.submit(
+                    ingest_task, reader, task, store_path, name, mains_hz, config, qc
+                )
+                running[future] = task
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                task = running.pop(future)
+                summary.add(future.result())
+                bar.update(task.n_items)
+
+
+def _single_thread() -> None:
+    # One BLAS/OpenMP thread per worker: on few shared cores more threads collapse throughput.
+    import os
+
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"

@@ -1,0 +1,127 @@
+import pickle
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cape.errors import CapeError
+from cape.store import (
+    RECORD_BYTES,
+    CohortStore,
+    ShardWriter,
+    create_store_from_arrays,
+    rebuild_manifest,
+    write_splits,
+)
+
+
+def _arrays(n=10, seed=0):
+    rng = np.random.default_rng(seed)
+    signals = rng.normal(scale=0.5, size=(n, 8, 4000)).astype(np.float32)
+    manifest = pd.DataFrame(
+        {
+            "record_id": [f"r{k}" for k in range(n)],
+            "patient_id": [f"p{k // 2}" for k in range(n)],
+            "cohort": ["a" if k < n // 2 else "b" for k in range(n)],
+            "valid_length": [4000 if k % 3 else 2800 for k in range(n)],
+            "age": np.linspace(20, 80, n),
+        }
+    )
+    return signals, manifest
+
+
+def test_round_trip_within_one_microvolt(tmp_path):
+    signals, manifest = _arrays()
+    store = create_store_from_arrays(tmp_path / "s", signals, manifest, shard_size=3)
+    assert len(store) == 10
+    assert store.cohorts == ["a", "b"]
+    assert RECORD_BYTES == 64_000
+    for k in range(10):
+        row = store.manifest.iloc[k]
+        original = signals[int(row["record_id"][1:])]
+        np.testing.assert_allclose(store.read(k), original, atol=0.5e-3 + 1e-7)
+    many = store.read_many([3, 1, 3])
+    np.testing.assert_array_equal(many[0], store.read(3))
+    np.testing.assert_array_equal(many[1], store.read(1))
+    assert store.read(0).dtype == np.float32
+    assert list(store.valid_lengths) == list(store.manifest["valid_length"])
+
+
+def _read_in_worker(store_and_index):
+    store, index = store_and_index
+    return store.read(index)
+
+
+def test_store_pickles_into_worker_processes(tmp_path):
+    signals, manifest = _arrays()
+    store = create_store_from_arrays(tmp_path / "s", signals, manifest)
+    store.read(0)  # open a descriptor in the parent first
+    clone = pickle.loads(pickle.dumps(store))
+    np.testing.assert_array_equal(clone.read(5), store.read(5))
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(_read_in_worker, [(store, k) for k in range(4)]))
+    for k, result in enumerate(results):
+        np.testing.assert_array_equal(result, store.read(k))
+
+
+def test_missing_store_is_a_clear_error(tmp_path):
+    with pytest.raises(CapeError, match="does not exist"):
+        CohortStore.open(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CapeError, match="not a CAPE cohort store"):
+        CohortStore.open(tmp_path / "empty")
+
+
+def test_index_out_of_range(tmp_path):
+    signals, manifest = _arrays(4)
+    store = create_store_from_arrays(tmp_path / "s", signals, manifest)
+    with pytest.raises(IndexError):
+        store.read(4)
+
+
+def test_uncommitted_shard_is_ignored_and_duplicates_quarantined(tmp_path):
+    signals, manifest = _arrays(4)
+    path = tmp_path / "s"
+    create_store_from_arrays(path, signals, manifest)
+    # A shard that was written but never committed (killed ingest) is invisible.
+    orphan = ShardWriter(path, "orphan")
+    orphan.append(
+        np.zeros((8, 4000), np.int16), {"record_id": "x", "patient_id": "p", "cohort": "a"}
+    )
+    orphan._file.close()
+    # A committed shard repeating an existing id: first copy kept, second quarantined.
+    dup = ShardWriter(path, "zz-dup")
+    row = {
+        "record_id": "r0",
+        "patient_id": "p0",
+        "cohort": "a",
+        "valid_length": 4000,
+        "source_file": "other.dat",
+    }
+    dup.append(np.ones((8, 4000), np.int16), row)
+    dup.commit()
+    manifest_after = rebuild_manifest(path)
+    assert len(manifest_after) == 4
+    store = CohortStore.open(path)
+    quarantine = store.quarantine()
+    assert list(quarantine["reason"]) == ["duplicate_id"]
+    assert quarantine["source_file"].iloc[0] == "other.dat"
+
+
+def test_splits_survive_rebuild(tmp_path):
+    signals, manifest = _arrays(6)
+    path = tmp_path / "s"
+    store = create_store_from_arrays(path, signals, manifest)
+    splits = pd.Series(["train", "train", "val", "val", "test", "test"], index=store.manifest.index)
+    write_splits(path, splits)
+    rebuilt = rebuild_manifest(path)
+    assert list(rebuilt["split"]) == list(splits)
+
+
+def test_fingerprint_changes_with_data(tmp_path):
+    signals, manifest = _arrays(6)
+    a = create_store_from_arrays(tmp_path / "a", signals, manifest)
+    b = create_store_from_arrays(tmp_path / "b", signals[:5], manifest.iloc[:5])
+    assert a.fingerprint() == CohortStore.open(tmp_path / "a").fingerprint()
+    assert a.fingerprint() != b.fingerprint()
