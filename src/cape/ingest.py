@@ -291,10 +291,37 @@ def ingest(
         CapeError: bad source layout, or the cohort was ingested before with other
             preprocessing parameters.
     """
+    reader = get_reader(format_name, source, cohort, **(reader_options or {}))
+    return ingest_reader(
+        reader,
+        out,
+        mains_hz,
+        workers=workers,
+        preprocessing=preprocessing,
+        qc=qc,
+        progress=progress,
+        format_name=format_name,
+    )
+
+
+def ingest_reader(
+    reader: Reader,
+    out: str | Path,
+    mains_hz: float | None,
+    workers: int = 1,
+    preprocessing: PreprocessingConfig | None = None,
+    qc: QCConfig | None = None,
+    progress: bool = True,
+    format_name: str | None = None,
+) -> IngestSummary:
+    """Ingest everything a constructed reader yields (see :func:`ingest`)."""
     config = preprocessing or PreprocessingConfig()
     qc = qc or QCConfig()
     store_path = Path(out)
-    reader = get_reader(format_name, source, cohort, **(reader_options or {}))
+    cohort = reader.cohort
+    source = reader.source
+    reader_options = reader.options
+    format_name = format_name or reader.format_name
     with store_lock(store_path):
         header = read_header(store_path) if (store_path / HEADER_FILE).is_file() else new_header()
         entry = {
