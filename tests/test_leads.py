@@ -22,6 +22,8 @@ from cape.leads import (
         ("v1", "V1"),
         ("C6", "V6"),
         ("DIII", "III"),
+        ("Lead aVR", "aVR"),
+        ("Lead -aVR", "-aVR"),
         ("RESP", None),
     ],
 )

@@ -30,7 +30,13 @@ from tqdm.auto import tqdm
 import cape
 from cape.errors import CapeError
 from cape.leads import MissingLeadsError, select_store_leads, unit_scale_to_mv
-from cape.preprocessing import PreprocessingConfig, fit_to_slot, preprocess, to_int16_microvolts
+from cape.preprocessing import (
+    PreprocessingConfig,
+    fit_to_slot,
+    plan_filters,
+    preprocess,
+    to_int16_microvolts,
+)
 from cape.qc import QCConfig, check_record
 from cape.readers import get_reader
 from cape.readers.base import Reader, ReadTask
@@ -373,7 +379,16 @@ def ingest_reader(
             bar.close()
         manifest = rebuild_manifest(store_path)
         summary.duplicates = _count_duplicates(store_path)
-        header["cohorts"][cohort]["n_stored"] = int((manifest["cohort"] == cohort).sum())
+        rows = manifest[manifest["cohort"] == cohort]
+        header["cohorts"][cohort]["n_stored"] = len(rows)
+        # What the filters actually did at each source rate (e.g. no 100 Hz low-pass at 100 Hz).
+        plans = {}
+        for rate in sorted(rows["source_sampling_rate_hz"].dropna().unique()):
+            plan = plan_filters(float(rate), mains_hz, config)
+            plans[f"{float(rate):g}"] = plan.to_dict()
+            for note in plan.notes:
+                logger.info("%s at %g Hz: %s", cohort, rate, note)
+        header["cohorts"][cohort]["filter_plans"] = plans
         write_json_atomic(store_path / HEADER_FILE, header)
     return summary
 

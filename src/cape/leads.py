@@ -32,6 +32,8 @@ _ALIASES = {
     "AVF": "aVF",
     "-AVR": "-aVR",
 }
+for _name in ("AVR", "AVL", "AVF", "-AVR"):
+    _ALIASES["LEAD" + _name] = _ALIASES[_name]
 for _k in range(1, 7):
     _ALIASES[f"V{_k}"] = f"V{_k}"
     _ALIASES[f"LEADV{_k}"] = f"V{_k}"
@@ -47,7 +49,7 @@ def canonical_lead_name(name: str) -> str | None:
     """
     key = name.strip().upper()
     key = key.split("(")[0].strip()  # "LEAD I (EINTHOVEN)" -> "LEAD I"
-    key = key.replace(" ", "").replace("_", "").replace("-", "-")
+    key = key.replace(" ", "").replace("_", "")
     return _ALIASES.get(key)
 
 

@@ -66,7 +66,7 @@ def source(tmp_path: Path) -> Path:
         add(f"good{k}", _ecg(k), patient=f"p{k // 2}")
     nan = _ecg(10)
     nan[1000:1010, 7] = np.nan
-    add("nanrec", nan)
+    add("nan", nan)
     flat = _ecg(11)
     flat[:, 8] = 0.0
     add("flat", flat)
@@ -89,7 +89,7 @@ def source(tmp_path: Path) -> Path:
 
 
 EXPECTED_REASONS = {
-    "nanrec": "non_finite",
+    "nan": "non_finite",  # also an id pandas would read as missing
     "flat": "flat_lead",
     "clipped": "saturated",
     "short": "too_short",

@@ -1,0 +1,219 @@
+"""Tests for cape.qc: each check fires on a crafted signal; clean ECGs pass them all."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from cape.qc import (
+    QCConfig,
+    check_age,
+    check_finite,
+    check_flat,
+    check_record,
+    check_sampling_rate,
+    check_saturated,
+)
+from cape.record import Reason
+
+RATE_HZ = 500.0
+
+
+def clean_ecg(
+    seconds: float = 10.0,
+    rate_hz: float = RATE_HZ,
+    seed: int = 0,
+    noise_mv: float = 0.01,
+    lsb_mv: float | None = None,
+) -> np.ndarray:
+    """Eight leads of a crude ECG: Gaussian P, QRS and T waves, baseline wander and noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(round(seconds * rate_hz)) / rate_hz
+    beats = np.arange(0.3, seconds, 60.0 / 72.0)
+    out = np.empty((8, t.size))
+    for lead in range(8):
+        p, r, s, tw = rng.uniform(0.05, 0.2), rng.uniform(0.3, 2.0), rng.uniform(-0.8, 0), 0.3
+        x = 0.2 * np.sin(2 * np.pi * 0.2 * t + lead) + rng.uniform(-0.5, 0.5)
+        for beat in beats:
+            x += p * np.exp(-(((t - beat + 0.16) / 0.025) ** 2))
+            x += r * np.exp(-(((t - beat) / 0.01) ** 2))
+            x += s * np.exp(-(((t - beat - 0.03) / 0.01) ** 2))
+            x += tw * np.exp(-(((t - beat - 0.3) / 0.05) ** 2))
+        out[lead] = x + noise_mv * rng.standard_normal(t.size)
+    if lsb_mv is not None:
+        out = np.round(out / lsb_mv) * lsb_mv
+    return out
+
+
+def sum_of_sines(seconds: float = 10.0, rate_hz: float = RATE_HZ, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(round(seconds * rate_hz)) / rate_hz
+    freqs = rng.uniform(0.5, 40, size=(8, 10, 1))
+    amps = rng.uniform(0.05, 0.5, size=(8, 10, 1))
+    x = (amps * np.sin(2 * np.pi * freqs * t + rng.uniform(0, 6, size=(8, 10, 1)))).sum(1)
+    return x + 0.02 * rng.standard_normal(x.shape)
+
+
+@pytest.mark.parametrize(
+    "signal",
+    [
+        clean_ecg(),
+        clean_ecg(lsb_mv=0.00488, seed=3),  # CODE-15%-like quantisation
+        clean_ecg(noise_mv=0.0, lsb_mv=0.01, seed=4),  # identical beats, coarse steps
+        clean_ecg(rate_hz=100.0, lsb_mv=0.001, seed=5),
+        sum_of_sines(),
+    ],
+)
+def test_clean_signals_pass_every_check(signal):
+    rate = RATE_HZ if signal.shape[1] == 5000 else 100.0
+    assert check_record(signal, rate, valid_length=None, age=55.0) is None
+
+
+# ---- sampling rate, length, age ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rate", [None, 0, -500, math.nan, math.inf, "fast", 20.0, 20_000.0])
+def test_unknown_or_implausible_sampling_rate(rate):
+    result = check_sampling_rate(rate)
+    assert result is not None and result[0] is Reason.UNKNOWN_SAMPLING_RATE
+    assert check_record(clean_ecg(), rate)[0] is Reason.UNKNOWN_SAMPLING_RATE
+
+
+@pytest.mark.parametrize("rate", [50.0, 100, 257.0, 500.0, 10_000.0])
+def test_plausible_sampling_rates_pass(rate):
+    assert check_sampling_rate(rate) is None
+
+
+def test_too_short():
+    six_seconds = clean_ecg(seconds=6.0)
+    reason, detail = check_record(six_seconds, RATE_HZ)
+    assert reason is Reason.TOO_SHORT
+    assert "6.00 s" in detail
+    assert check_record(clean_ecg(seconds=7.0), RATE_HZ) is None
+    # A 10 s array with 6 s of valid signal (zero padding after it) is too short too.
+    padded = clean_ecg()
+    padded[:, 3000:] = 0.0
+    assert check_record(padded, RATE_HZ, valid_length=3000)[0] is Reason.TOO_SHORT
+
+
+def test_padding_after_valid_length_is_ignored():
+    signal = clean_ecg()
+    signal[:, 4000:] = np.nan  # padding is not signal: QC looks at the valid part only
+    assert check_record(signal, RATE_HZ, valid_length=4000) is None
+    with pytest.raises(ValueError, match="valid_length"):
+        check_record(signal, RATE_HZ, valid_length=6000)
+
+
+@pytest.mark.parametrize(
+    ("age", "bad"),
+    [
+        (-1, True),
+        (121, True),
+        (0, False),
+        (90, False),
+        (None, False),
+        (math.nan, False),
+        ("n/a", False),
+    ],
+)
+def test_implausible_age(age, bad):
+    result = check_age(age)
+    assert (result is not None and result[0] is Reason.IMPLAUSIBLE_AGE) == bad
+    assert (check_record(clean_ecg(), RATE_HZ, age=age) is not None) == bad
+
+
+# ---- signal checks -------------------------------------------------------------------------
+
+
+def test_non_finite_names_leads_and_counts():
+    signal = clean_ecg()
+    signal[1, [5, 50, 500]] = np.nan
+    signal[6, 7] = np.inf
+    reason, detail = check_record(signal, RATE_HZ)
+    assert reason is Reason.NON_FINITE
+    assert "II: 3" in detail and "V5: 1" in detail
+    assert check_finite(clean_ecg()) is None
+
+
+def test_flat_lead():
+    signal = clean_ecg()
+    rng = np.random.default_rng(7)
+    signal[4] = 0.3 + 0.002 * rng.standard_normal(signal.shape[1])  # electrode off: noise only
+    reason, detail = check_record(signal, RATE_HZ)
+    assert reason is Reason.FLAT_LEAD
+    assert "V3" in detail
+    # The threshold is the config's: a 2 µV noise floor passes when it is lowered.
+    assert check_flat(signal, QCConfig(flat_std_mv=0.001)) is None
+
+
+def test_constant_lead_is_flat_not_saturated():
+    signal = clean_ecg()
+    signal[0] = 1.5
+    assert check_record(signal, RATE_HZ)[0] is Reason.FLAT_LEAD
+
+
+def test_clipped_lead():
+    signal = clean_ecg(seed=8)
+    lead = signal[3]
+    rail = np.quantile(lead, 0.9)
+    signal[3] = np.minimum(lead, rail)  # the top 10% of samples sit on the rail
+    reason, detail = check_record(signal, RATE_HZ)
+    assert reason is Reason.SATURATED
+    assert "V2" in detail and "maximum" in detail
+
+
+def test_clipped_at_minimum():
+    signal = clean_ecg(seed=9)
+    signal[7] = np.maximum(signal[7], np.quantile(signal[7], 0.05))
+    reason, detail = check_saturated(signal)
+    assert reason is Reason.SATURATED
+    assert "V6" in detail and "minimum" in detail
+
+
+def test_clip_needs_runs_not_isolated_samples():
+    # 5% of samples at the maximum, but each isolated: not a plateau, not clipping.
+    signal = clean_ecg(seed=10)
+    top = signal[2].max() + 1.0
+    signal[2, ::20] = top
+    assert check_saturated(signal) is None
+    # The same count of samples in runs of 5 is clipping.
+    signal = clean_ecg(seed=10)
+    starts = np.arange(0, signal.shape[1] - 5, 100)
+    for start in starts:
+        signal[2, start : start + 5] = top
+    assert check_saturated(signal)[0] is Reason.SATURATED
+
+
+def test_beyond_rail():
+    signal = clean_ecg()
+    signal[5, 2500:2510] += 45.0  # a 45 mV excursion is no cardiac signal
+    reason, detail = check_record(signal, RATE_HZ)
+    assert reason is Reason.SATURATED
+    assert "V4" in detail and "rail" in detail
+    # A large electrode offset alone is not saturation: the median follows it.
+    offset = clean_ecg() + 200.0
+    assert check_record(offset, RATE_HZ) is None
+
+
+def test_order_of_checks():
+    signal = clean_ecg(seconds=6.0)
+    signal[0, 3] = np.nan
+    signal[1] = 0.0
+    # The rate comes first, then the length, then the samples.
+    assert check_record(signal, None)[0] is Reason.UNKNOWN_SAMPLING_RATE
+    assert check_record(signal, RATE_HZ)[0] is Reason.TOO_SHORT
+    long_signal = clean_ecg()
+    long_signal[0, 3] = np.nan
+    long_signal[1] = 0.0
+    assert check_record(long_signal, RATE_HZ, age=-5)[0] is Reason.NON_FINITE
+
+
+def test_config_round_trip_and_lead_names():
+    config = QCConfig(rail_mv=20.0)
+    assert QCConfig(**config.to_dict()) == config
+    signal = clean_ecg()[:3]
+    signal[2] = 0.0
+    reason, detail = check_record(signal, RATE_HZ, lead_names=["X", "Y", "Z"])
+    assert reason is Reason.FLAT_LEAD and "Z" in detail
