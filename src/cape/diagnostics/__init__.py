@@ -1,0 +1,25 @@
+"""Diagnostics of features across cohorts: identifiability, feature shift, subgroup metrics.
+
+- :func:`cohort_identifiability` (:mod:`.identifiability`): cross-validated
+  multinomial logistic regression predicting cohort (or device) from features,
+  with bootstrap CIs and chance levels.
+- :func:`feature_shift` (:mod:`.shift`): per-dimension shift of each cohort's
+  centroid from the training cohort's, in floored training SDs.
+- :func:`subgroup_metrics` and :func:`age_bins` (:mod:`.subgroups`): a metric
+  per subgroup with counts, as tidy rows.
+
+No file I/O; every random choice takes a seed.
+"""
+
+from cape.diagnostics.identifiability import IdentifiabilityResult, cohort_identifiability
+from cape.diagnostics.shift import FeatureShift, feature_shift
+from cape.diagnostics.subgroups import age_bins, subgroup_metrics
+
+__all__ = [
+    "FeatureShift",
+    "IdentifiabilityResult",
+    "age_bins",
+    "cohort_identifiability",
+    "feature_shift",
+    "subgroup_metrics",
+]
