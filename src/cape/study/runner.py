@@ -1,0 +1,159 @@
+"""Run a study: simulate -> ingest -> pretrain -> embed -> evaluate -> report, each stage cached.
+
+Every stage writes into its own directory under the run directory and leaves
+a ``.stage.json`` marker holding a content hash of its inputs (its settings
+and the *stamps* of the stages it reads). A stage whose marker says ``done``
+with the same hash is skipped; a changed setting changes the hash, so that
+stage and everything downstream of it run again. A stage that was
+interrupted (marker ``running``) runs again and resumes where the stage
+itself can (ingest skips committed shards, pretraining continues from its
+last checkpoint). ``force`` reruns named stages; their new stamps make
+everything downstream rerun too.
+
+Run directory::
+
+    study.yaml            the resolved study
+    provenance.json       versions, git revision, stage hashes
+    data/                 simulated cohorts (when the study simulates)
+    store/                the cohort store
+    pretrain/NAME-seedK/  one pretraining run per model and encoder seed
+    features/NAME-seedK/  their features (and untrained-seed0/)
+    evaluation/           protocol results
+    report/               report.html, report.md and figures
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import cape
+from cape.errors import CapeError
+from cape.study.config import StudyConfig
+
+logger = logging.getLogger(__name__)
+
+STAGES = ("simulate", "ingest", "pretrain", "embed", "evaluate", "report")
+MARKER = ".stage.json"
+
+
+def content_hash(payload: Any) -> str:
+    """Short SHA-256 of a JSON rendering of ``payload`` (keys sorted)."""
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+@dataclass
+class StageResult:
+    name: str
+    directory: Path
+    key: str
+    stamp: str
+    skipped: bool
+
+
+@dataclass
+class StudyRunner:
+    """Runs one study into one run directory (see the module docstring)."""
+
+    config: StudyConfig
+    out: Path
+    force: set[str] = field(default_factory=set)
+    progress: bool = True
+    results: dict[str, StageResult] = field(default_factory=dict)
+    log: Callable[[str], None] = print
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        unknown = self.force - set(STAGES)
+        if unknown:
+            raise CapeError(
+                f"--force {sorted(unknown)}: unknown stage (stages: {', '.join(STAGES)})"
+            )
+
+    # -- caching ------------------------------------------------------------------------
+    def stage(
+        self,
+        label: str,
+        stage_name: str,
+        directory: Path,
+        inputs: Any,
+        work: Callable[[Path, bool], None],
+    ) -> StageResult:
+        """Run ``work(directory, resuming)`` unless a finished marker with the same key exists."""
+        key = content_hash({"stage": stage_name, "inputs": inputs, "schema": 1})
+        marker_path = directory / MARKER
+        marker = json.loads(marker_path.read_text()) if marker_path.is_file() else None
+        if marker and marker.get("key") == key and marker.get("status") == "done":
+            if stage_name not in self.force:
+                self.log(f"[{stage_name}] {label}: up to date, skipped")
+                result = StageResult(label, directory, key, marker["stamp"], skipped=True)
+                self.results[label] = result
+                return result
+        resuming = bool(marker and marker.get("key") == key and stage_name not in self.force)
+        if directory.exists() and not resuming:
+            shutil.rmtree(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        marker_path.write_text(json.dumps({"key": key, "status": "running", "started": _now()}))
+        self.log(f"[{stage_name}] {label}: {'resuming' if resuming else 'running'}")
+        work(directory, resuming)
+        stamp = f"{key}@{_now()}"
+        marker_path.write_text(
+            json.dumps({"key": key, "status": "done", "stamp": stamp, "finished": _now()})
+        )
+        result = StageResult(label, directory, key, stamp, skipped=False)
+        self.results[label] = result
+        return result
+
+    # -- the study ----------------------------------------------------------------------
+    def run(self) -> Path:
+        from cape.study import stages
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "study.yaml").write_text(
+            yaml.safe_dump(self.config.model_dump(mode="json"), sort_keys=False)
+        )
+        data = stages.simulate_stage(self)
+        store = stages.ingest_stage(self, data)
+        runs = stages.pretrain_stage(self, store)
+        features = stages.embed_stage(self, store, runs)
+        evaluation = stages.evaluate_stage(self, features)
+        if self.config.report:
+            stages.report_stage(self, store, runs, features, evaluation)
+        self._write_provenance()
+        return self.out
+
+    def _write_provenance(self) -> None:
+        import platform
+
+        import numpy
+        import torch
+
+        from cape.pretrain.rundir import git_revision
+
+        payload = {
+            "cape_version": cape.__version__,
+            "git_revision": git_revision(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "numpy": numpy.__version__,
+            "stages": {
+                label: {"key": r.key, "stamp": r.stamp, "skipped": r.skipped}
+                for label, r in self.results.items()
+            },
+            "written": _now(),
+        }
+        (self.out / "provenance.json").write_text(json.dumps(payload, indent=2, sort_keys=True))

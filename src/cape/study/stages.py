@@ -1,0 +1,280 @@
+"""The stages of a study, each a thin wrapper around the library call that does the work."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cape.errors import CapeError
+from cape.study.runner import StageResult, StudyRunner
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class CohortInput:
+    name: str
+    format: str
+    source: Path
+    mains_hz: float | None
+    options: dict[str, Any]
+
+
+@dataclass
+class PretrainedModel:
+    name: str
+    seed: int
+    run_dir: Path
+    stage: StageResult
+    untrained: bool = False
+
+
+@dataclass
+class FeatureSet:
+    name: str
+    seed: int
+    directory: Path
+    stage: StageResult
+    untrained: bool = False
+
+
+# ---------------------------------------------------------------------------- simulate
+def simulate_stage(runner: StudyRunner) -> tuple[list[CohortInput], StageResult | None]:
+    """Generate the synthetic cohorts (if the study simulates) and list the cohorts to ingest."""
+    config = runner.config
+    if config.simulate is None:
+        cohorts = [
+            CohortInput(c.name, c.format, Path(c.source), c.mains, dict(c.options))
+            for c in config.cohorts
+        ]
+        for cohort in cohorts:
+            if not cohort.source.exists():
+                raise CapeError(f"cohort {cohort.name}: source {cohort.source} does not exist")
+        return cohorts, None
+
+    section = config.simulate
+    directory = runner.out / "data"
+
+    def work(path: Path, resuming: bool) -> None:
+        from cape.simulator.generate import default_workers, simulate
+
+        spec = simulation_spec(section)
+        simulate(
+            spec,
+            path,
+            workers=section.workers or default_workers(),
+            progress=runner.progress,
+            overwrite=True,
+        )
+
+    result = runner.stage(
+        "synthetic cohorts", "simulate", directory, section.model_dump(mode="json"), work
+    )
+    listing = yaml.safe_load((directory / "cohorts.yaml").read_text())
+    cohorts = [
+        CohortInput(c["name"], c["format"], directory / c["path"], c.get("mains_hz"), {})
+        for c in listing["cohorts"]
+    ]
+    return cohorts, result
+
+
+def simulation_spec(section: Any) -> Any:
+    """The simulator spec of a study's ``simulate:`` section (preset or file, plus knobs)."""
+    from cape.simulator.cohorts import load_spec
+    from cape.simulator.presets import PRESETS, preset
+
+    spec = preset(section.preset) if section.preset in PRESETS else load_spec(section.preset)
+    updates = {"seed": section.seed}
+    for knob in ("scale", "age_effect_scale", "sex_effect_scale", "artefact_strength"):
+        value = getattr(section, knob)
+        if value is not None:
+            updates[knob] = value
+    return spec.model_copy(update=updates)
+
+
+# ------------------------------------------------------------------------------ ingest
+def ingest_stage(
+    runner: StudyRunner, data: tuple[list[CohortInput], StageResult | None]
+) -> StageResult:
+    cohorts, simulated = data
+    config = runner.config
+    inputs = {
+        "simulated": simulated.stamp if simulated else None,
+        "cohorts": [
+            {
+                "name": c.name,
+                "format": c.format,
+                "source": str(c.source),
+                "mains": c.mains_hz,
+                "options": c.options,
+            }
+            for c in cohorts
+        ],
+        "splits": config.splits.model_dump(mode="json"),
+    }
+
+    def work(path: Path, resuming: bool) -> None:
+        from cape.ingest import ingest
+        from cape.splits import assign_splits, check_patient_disjoint
+        from cape.store import CohortStore, write_splits
+
+        for cohort in cohorts:
+            summary = ingest(
+                cohort.format,
+                cohort.source,
+                cohort.name,
+                path,
+                mains_hz=cohort.mains_hz,
+                workers=config.ingest_workers,
+                reader_options=cohort.options,
+                progress=runner.progress,
+            )
+            quarantined = sum(summary.quarantined.values())
+            runner.log(f"  {cohort.name}: stored {summary.stored}, quarantined {quarantined}")
+        store = CohortStore.open(path)
+        splits = assign_splits(store.manifest, config.splits.fractions, seed=config.splits.seed)
+        check_patient_disjoint(write_splits(path, splits))
+
+    return runner.stage("cohort store", "ingest", runner.out / "store", inputs, work)
+
+
+# ---------------------------------------------------------------------------- pretrain
+def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def pretrain_values(runner: StudyRunner, run_settings: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Raw pretraining config values of one run: base preset < study settings < run settings."""
+    from cape.pretrain.config import read_config_file
+
+    section = runner.config.pretrain
+    base, _ = read_config_file(section.base)
+    values = _deep_merge(base, section.settings)
+    values = _deep_merge(values, run_settings)
+    values["seed"] = seed
+    return values
+
+
+def pretrain_stage(runner: StudyRunner, store: StageResult) -> list[PretrainedModel]:
+    from cape.pretrain.config import validate_config
+
+    section = runner.config.pretrain
+    models: list[PretrainedModel] = []
+    for spec in section.runs:
+        for seed in spec.seeds:
+            values = pretrain_values(runner, spec.settings, seed)
+            label = f"{spec.name}-seed{seed}"
+            directory = runner.out / "pretrain" / label
+            inputs = {"store": store.stamp, "config": values}
+
+            def work(path: Path, resuming: bool, values: dict[str, Any] = values) -> None:
+                from cape.pretrain import pretrain
+
+                resolved = dict(
+                    values, store=str(store.directory), out_dir=str(path), progress=runner.progress
+                )
+                config = validate_config(resolved, f"study run {label}")
+                has_checkpoint = (path / "checkpoints" / "last.pt").is_file()
+                pretrain(config, resume=resuming and has_checkpoint)
+
+            # The run directory is created by pretraining itself; keep the marker beside it.
+            result = runner.stage(label, "pretrain", directory, inputs, work)
+            models.append(PretrainedModel(spec.name, seed, directory, result))
+    if section.untrained_baseline and models:
+        first = models[0]
+        models.append(
+            PretrainedModel("untrained", first.seed, first.run_dir, first.stage, untrained=True)
+        )
+    if not models:
+        raise CapeError("the study declares no pretraining runs (pretrain.runs is empty)")
+    # Validate every config before hours of training start (cheap).
+    for spec in section.runs:
+        validate_config(
+            dict(pretrain_values(runner, spec.settings, spec.seeds[0]), store=str(store.directory)),
+            f"study run {spec.name}",
+        )
+    return models
+
+
+# ------------------------------------------------------------------------------- embed
+def embed_stage(
+    runner: StudyRunner, store: StageResult, models: list[PretrainedModel]
+) -> list[FeatureSet]:
+    section = runner.config.embed
+    features: list[FeatureSet] = []
+    for model in models:
+        label = f"{model.name}-seed{model.seed}"
+        directory = runner.out / "features" / label
+        inputs = {
+            "model": model.stage.stamp,
+            "untrained": model.untrained,
+            "store": store.stamp,
+            "embed": section.model_dump(mode="json"),
+        }
+
+        def work(path: Path, resuming: bool, model: PretrainedModel = model) -> None:
+            from cape.embed import EmbedSettings, embed_store
+
+            settings = EmbedSettings(
+                n_windows=section.windows,
+                batch_size=section.batch_size,
+                num_workers=section.workers,
+            )
+            embed_store(
+                model.run_dir,
+                store.directory,
+                path,
+                untrained=model.untrained,
+                settings=settings,
+                progress=runner.progress,
+            )
+
+        result = runner.stage(f"features {label}", "embed", directory, inputs, work)
+        features.append(FeatureSet(model.name, model.seed, directory, result, model.untrained))
+    return features
+
+
+# ---------------------------------------------------------------------------- evaluate
+def evaluate_stage(runner: StudyRunner, features: list[FeatureSet]) -> StageResult:
+    section = runner.config.evaluate
+    inputs = {
+        "features": [f.stage.stamp for f in features],
+        "names": [f"{f.name}-seed{f.seed}" for f in features],
+        "evaluate": section.model_dump(mode="json"),
+    }
+
+    def work(path: Path, resuming: bool) -> None:
+        from cape.study.evaluation import run_evaluation
+
+        run_evaluation(section, features, path, log=runner.log)
+
+    return runner.stage("protocols", "evaluate", runner.out / "evaluation", inputs, work)
+
+
+# ------------------------------------------------------------------------------ report
+def report_stage(
+    runner: StudyRunner,
+    store: StageResult,
+    models: list[PretrainedModel],
+    features: list[FeatureSet],
+    evaluation: StageResult,
+) -> StageResult:
+    inputs = {"evaluation": evaluation.stamp, "store": store.stamp}
+
+    def work(path: Path, resuming: bool) -> None:
+        from cape.report import write_report
+
+        write_report(runner.out, path)
+
+    return runner.stage("report", "report", runner.out / "report", inputs, work)
