@@ -178,7 +178,9 @@ def pretrain_stage(runner: StudyRunner, store: StageResult) -> list[PretrainedMo
             directory = runner.out / "pretrain" / label
             inputs = {"store": store.stamp, "config": values}
 
-            def work(path: Path, resuming: bool, values: dict[str, Any] = values) -> None:
+            def work(
+                path: Path, resuming: bool, values: dict[str, Any] = values, label: str = label
+            ) -> None:
                 from cape.pretrain import pretrain
 
                 resolved = dict(
