@@ -1,0 +1,180 @@
+"""The evaluate stage of a study: OOD and composition protocols, and cohort identifiability.
+
+Writes under the stage directory::
+
+    ood/                 cape.protocols results (results, summary, tests, predictions, ...)
+    composition/         the same for the composition matrix
+    identifiability.parquet   one row per (model, encoder seed, target): accuracy and
+                              macro AUROC with CIs, chance levels
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+IDENTIFIABILITY_FILE = "identifiability.parquet"
+_IDENTIFIABILITY_MAX_PER_COHORT = 2000  # CV logistic regression cost; enough for tight CIs
+
+
+def _head(section: Any) -> Any:
+    from cape.protocols import HeadSettings
+
+    params = {
+        k: v
+        for k, v in (
+            ("max_epochs", section.head.max_epochs),
+            ("patience", section.head.patience),
+            ("batch_size", section.head.batch_size),
+        )
+        if v is not None
+    }
+    return HeadSettings(kind=section.head.kind, params=params)
+
+
+def identifiability_table(
+    feature_sets: Sequence[Any], index: pd.DataFrame, seed: int = 0
+) -> pd.DataFrame:
+    """Cohort (and device) identifiability of every feature set, on the same ECGs for all.
+
+    A random subset of at most 2,000 ECGs per cohort is used (the same for every
+    model), folds are grouped by patient.
+    """
+    from cape.diagnostics import cohort_identifiability
+
+    rng = np.random.default_rng(seed)
+    keep = []
+    for _, rows in index.groupby("cohort", sort=True):
+        positions = rows.index.to_numpy()
+        if len(positions) > _IDENTIFIABILITY_MAX_PER_COHORT:
+            positions = np.sort(
+                rng.choice(positions, _IDENTIFIABILITY_MAX_PER_COHORT, replace=False)
+            )
+        keep.append(positions)
+    subset = np.concatenate(keep)
+    groups = (index["cohort"].astype(str) + "/" + index["patient_id"].astype(str)).to_numpy()[
+        subset
+    ]
+    targets = {"cohort": index["cohort"].astype(str).to_numpy()[subset]}
+    if "device" in index and index["device"].notna().all():
+        targets["device"] = index["device"].astype(str).to_numpy()[subset]
+    rows = []
+    for feature_set in feature_sets:
+        for target, labels in targets.items():
+            if len(np.unique(labels)) < 2:
+                continue
+            result = cohort_identifiability(
+                feature_set.features[subset], labels, groups=groups, seed=seed
+            )
+            summary = result.summary()
+            row: dict[str, Any] = {
+                "model": feature_set.model,
+                "encoder_seed": feature_set.encoder_seed,
+                "baseline": feature_set.baseline,
+                "target": target,
+                "accuracy": summary["accuracy"],
+                "macro_auroc": summary["macro_auroc"],
+                "chance_majority": summary["chance_majority"],
+                "chance_uniform": summary["chance_uniform"],
+                "n_samples": summary["n_samples"],
+                "n_classes": len(summary["classes"]),
+            }
+            for metric in ("accuracy", "macro_auroc"):
+                for bound, value in summary[f"{metric}_ci"].items():
+                    row[f"{metric}_ci_{bound}"] = value
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def run_evaluation(
+    section: Any,
+    features: Sequence[Any],
+    out: Path,
+    log: Callable[[str], None] = print,
+    progress: bool = True,
+) -> None:
+    """Run the protocols a study's ``evaluate:`` section asks for on its feature sets."""
+    from cape.protocols import (
+        FeatureSpec,
+        ProtocolSettings,
+        load_feature_sets,
+        run_composition,
+        run_ood,
+        write_results,
+    )
+
+    specs = [
+        FeatureSpec(
+            model="untrained" if f.untrained else f.name,
+            path=f.directory,
+            encoder_seed=f.seed,
+            baseline="untrained" if f.untrained else "",
+        )
+        for f in features
+    ]
+    feature_sets, index = load_feature_sets(specs)
+    if section.identifiability:
+        table = identifiability_table(feature_sets, index, seed=section.seed)
+        table.to_parquet(out / IDENTIFIABILITY_FILE, index=False)
+        table.to_csv(out / IDENTIFIABILITY_FILE.replace(".parquet", ".csv"), index=False)
+        cohort_rows = table[table["target"] == "cohort"]
+        if len(cohort_rows):
+            summary = cohort_rows.groupby("model")["accuracy"].agg(["median", "min", "max"])
+            log("  cohort identifiability (accuracy; median, min-max over encoder seeds):")
+            for model, row in summary.iterrows():
+                log(f"    {model:>10}: {row['median']:.3f} ({row['min']:.3f}-{row['max']:.3f})")
+    if section.ood is not None:
+        ood = section.ood
+        settings = ProtocolSettings.for_protocol(
+            "ood",
+            train_cohort=ood.train_cohort,
+            tasks=tuple(ood.tasks),
+            runs=ood.runs,
+            ood_test_n=ood.test_n,
+            compare=tuple(ood.compare) if ood.compare else None,
+            head=_head(ood),
+            seed=section.seed,
+        )
+        result = run_ood(feature_sets, index, settings, progress)
+        write_results(result, out / "ood")
+        log(f"  OOD results: {out / 'ood'}")
+        _log_summary(result.summary, log)
+    if section.composition is not None:
+        comp = section.composition
+        settings = ProtocolSettings.for_protocol(
+            "composition",
+            tasks=tuple(comp.tasks),
+            runs=comp.runs,
+            sizes=tuple(comp.sizes),
+            head=_head(comp),
+            seed=section.seed,
+        )
+        result = run_composition(feature_sets, index, settings, progress)
+        write_results(result, out / "composition")
+        log(f"  composition results: {out / 'composition'}")
+    (out / "evaluate.json").write_text(
+        json.dumps({"feature_sets": [fs.describe() for fs in feature_sets]}, indent=2, default=str)
+    )
+
+
+def _log_summary(summary: pd.DataFrame, log: Callable[[str], None]) -> None:
+    """Print OOD means per (task, test cohort) x model: mean over encoder seeds and runs."""
+    if summary is None or not len(summary):
+        return
+    rows = summary[summary["setting"].isin(["out-of-distribution", "source"])]
+    if not len(rows):
+        return
+    table = rows.pivot_table(
+        index=["task", "metric", "test_cohort"], columns="model", values="mean", aggfunc="first"
+    )
+    log("  OOD (heads trained on the source cohort; mean over encoder seeds and runs):")
+    for line in table.to_string(float_format=lambda v: f"{v:.3f}").splitlines():
+        log(f"    {line}")
