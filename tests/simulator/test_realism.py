@@ -1,0 +1,147 @@
+"""What the simulated cohorts must show: learnable but not trivial age and sex,
+detectable devices, irregular AF, patient identity, visible disease patterns."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression, RidgeCV
+from sklearn.metrics import r2_score, roc_auc_score
+from sklearn.model_selection import GroupKFold, StratifiedKFold, cross_val_predict
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from cape.simulator import SimulationSpec, VisitsSpec, iter_cohort_chunks, preset
+from cape.simulator.cohorts import CohortSpec
+from cape.simulator.physiology import EffectScales, sample_ecgs, sample_patients
+
+from .ecg_features import interval_amplitude_features, median_beat, noise_spectrum_features, rr_cv
+
+
+def _one_ecg_each(cohort: CohortSpec, n_patients: int, **update: object) -> CohortSpec:
+    visits = VisitsSpec(min_ecgs=1, mean_ecgs=1, max_ecgs=1)
+    return cohort.model_copy(update={"n_patients": n_patients, "visits": visits, **update})
+
+
+def _generate(spec: SimulationSpec, name: str, features) -> tuple[np.ndarray, pd.DataFrame]:
+    values, rows = [], []
+    for chunk in iter_cohort_chunks(spec, name):
+        values += [features(sig, chunk.sampling_rate_hz) for sig in chunk.signals]
+        rows.append(chunk.ecgs)
+    return np.array(values), pd.concat(rows, ignore_index=True)
+
+
+@pytest.mark.slow
+def test_age_and_sex_are_learnable_but_not_trivial() -> None:
+    demo = preset("demo")  # demo knobs: age effects x2.5, literature-sized sex effects
+    cohort = _one_ecg_each(demo.cohort("harbor"), 500)
+    spec = demo.model_copy(update={"cohorts": [cohort], "seed": 11})
+    x, rows = _generate(spec, "harbor", interval_amplitude_features)
+    folds = GroupKFold(5)
+    ridge = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 3, 12)))
+    age_hat = cross_val_predict(ridge, x, rows["age"], groups=rows["patient_id"], cv=folds)
+    r2 = r2_score(rows["age"], age_hat)
+    assert 0.2 < r2 < 0.9, r2
+    logistic = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    female_hat = cross_val_predict(
+        logistic, x, rows["female"], groups=rows["patient_id"], cv=folds, method="predict_proba"
+    )[:, 1]
+    auroc = roc_auc_score(rows["female"], female_hat)
+    assert 0.65 < auroc < 0.98, auroc
+
+
+def test_age_and_sex_knobs_scale_the_effects() -> None:
+    cohort = preset("demo").cohort("harbor")
+    counts = np.ones(4000, dtype=np.int64)
+
+    def ecgs(age: float, sex: float) -> pd.DataFrame:
+        rng = np.random.default_rng(0)
+        scales = EffectScales(age=age, sex=sex)
+        return sample_ecgs(sample_patients(cohort, counts, rng, scales), cohort, rng, scales)
+
+    def age_slope(table: pd.DataFrame, trait: str) -> float:
+        return float(np.polyfit(table["age"], table[trait], 1)[0])
+
+    none, literature, strong = ecgs(0.0, 0.0), ecgs(1.0, 1.0), ecgs(2.5, 1.0)
+    assert (
+        abs(age_slope(none, "pr_ms"))
+        < 0.1
+        < age_slope(literature, "pr_ms")
+        < age_slope(strong, "pr_ms")
+    )
+    assert age_slope(literature, "qtc_ms") > 0 and age_slope(literature, "rmssd_ms") < 0
+    men = ~literature["female"]
+    assert (
+        literature.loc[men, "qrs_amplitude"].mean()
+        > 1.15 * literature.loc[~men, "qrs_amplitude"].mean()
+    )
+    assert literature.loc[men, "qtc_ms"].mean() < literature.loc[~men, "qtc_ms"].mean() - 5
+    neutral = ~none["female"]
+    assert none.loc[neutral, "qtc_ms"].mean() == pytest.approx(
+        none.loc[~neutral, "qtc_ms"].mean(), abs=2
+    )
+
+
+@pytest.mark.slow
+def test_devices_are_detectable_only_when_artefacts_are_on() -> None:
+    demo = preset("demo")
+    population = _one_ecg_each(demo.cohort("meadow"), 120, mains_hz=50)
+    first = population.model_copy(
+        update={"name": "first", "devices": demo.cohort("serra").devices[:1]}
+    )
+    second = population.model_copy(
+        update={"name": "second", "devices": demo.cohort("meadow").devices}
+    )
+    accuracy = {}
+    for strength in (0.0, 1.0):
+        spec = SimulationSpec(cohorts=[first, second], seed=5, artefact_strength=strength)
+        x_a, _ = _generate(spec, "first", noise_spectrum_features)
+        x_b, _ = _generate(spec, "second", noise_spectrum_features)
+        x, y = np.concatenate([x_a, x_b]), np.r_[np.zeros(len(x_a)), np.ones(len(x_b))]
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+        predicted = cross_val_predict(
+            model, x, y, cv=StratifiedKFold(5, shuffle=True, random_state=0)
+        )
+        accuracy[strength] = np.mean(predicted == y)
+    assert accuracy[1.0] > 0.9, accuracy
+    assert accuracy[0.0] < 0.65, accuracy
+
+
+def test_atrial_fibrillation_is_irregular() -> None:
+    cohort = _one_ecg_each(preset("demo").cohort("harbor"), 80, conditions={"AFIB": 0.4})
+    spec = preset("demo").model_copy(update={"cohorts": [cohort], "age_effect_scale": 1.0})
+    cv, rows = _generate(spec, "harbor", lambda sig, fs: rr_cv(sig[1], fs))
+    assert 10 < rows["AFIB"].sum() < 70
+    assert roc_auc_score(rows["AFIB"], cv) > 0.9
+    assert np.median(cv[rows["AFIB"]]) > 2 * np.median(cv[~rows["AFIB"]])
+
+
+def test_same_patient_ecgs_are_more_alike_than_other_patients() -> None:
+    visits = VisitsSpec(min_ecgs=3, mean_ecgs=3, max_ecgs=3, mean_years_between=1.0)
+    cohort = preset("demo").cohort("harbor").model_copy(update={"n_patients": 40, "visits": visits})
+    spec = preset("demo").model_copy(update={"cohorts": [cohort]})
+    beats, rows = _generate(spec, "harbor", lambda sig, fs: median_beat(sig, fs).ravel())
+    corr = np.corrcoef(beats)
+    same = rows["patient_id"].to_numpy()[:, None] == rows["patient_id"].to_numpy()[None, :]
+    off_diagonal = ~np.eye(len(rows), dtype=bool)
+    within, between = corr[same & off_diagonal], corr[~same]
+    assert within.mean() > between.mean() + 0.2
+    assert (
+        roc_auc_score(np.r_[np.ones(within.size), np.zeros(between.size)], np.r_[within, between])
+        > 0.9
+    )
+
+
+def test_conduction_blocks_widen_the_measured_qrs() -> None:
+    conditions = {"CRBBB": 0.25, "CLBBB": 0.25, "1AVB": 0.2, "LVH": 0.2}
+    cohort = _one_ecg_each(preset("demo").cohort("harbor"), 80, conditions=conditions)
+    spec = preset("demo").model_copy(update={"cohorts": [cohort], "age_effect_scale": 1.0})
+    x, rows = _generate(spec, "harbor", interval_amplitude_features)
+    width = x[:, -2]
+    block = (rows["CRBBB"] | rows["CLBBB"]).to_numpy()
+    normal = ~rows[["CRBBB", "CLBBB", "IRBBB", "LVH"]].any(axis=1).to_numpy()
+    assert np.median(width[block]) > np.median(width[normal]) + 25
+    assert (rows.loc[rows["1AVB"], "pr_ms"] > 200).all()
+    v5_r = x[:, 2 + 6]  # QRS maximum in V5 (features: rate, rmssd, then 8 leads' QRS maxima)
+    assert np.median(v5_r[rows["LVH"] & ~block]) > 1.3 * np.median(v5_r[normal])
