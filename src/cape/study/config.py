@@ -100,6 +100,8 @@ class HeadSettings(_Section):
     max_epochs: int | None = Field(None, ge=1)
     patience: int | None = Field(None, ge=1)
     batch_size: int | None = Field(None, ge=1)
+    learning_rate: float | None = Field(None, gt=0)
+    hidden_sizes: list[int] | None = None
 
 
 class OODSection(_Section):

@@ -34,6 +34,8 @@ def _head(section: Any) -> Any:
             ("max_epochs", section.head.max_epochs),
             ("patience", section.head.patience),
             ("batch_size", section.head.batch_size),
+            ("learning_rate", section.head.learning_rate),
+            ("hidden_sizes", section.head.hidden_sizes),
         )
         if v is not None
     }

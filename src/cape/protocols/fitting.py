@@ -1,0 +1,63 @@
+"""Train one head on one sample and predict: the unit of work every protocol repeats."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from cape.errors import CapeError
+from cape.heads import make_head
+from cape.protocols.settings import HeadSettings
+from cape.protocols.tasks import TaskSpec
+
+
+def predict_scores(head: Any, task: TaskSpec, features: np.ndarray) -> np.ndarray:
+    """What the task's metric scores: ``(n,)`` values (age, years), ``(n,)`` positive-class
+    probabilities (sex: male), or ``(n, k)`` label probabilities (superclass)."""
+    if task.kind == "regression":
+        return np.asarray(head.predict(features), dtype=np.float64)
+    probabilities = np.asarray(head.predict_proba(features), dtype=np.float64)
+    return probabilities[:, 1] if task.kind == "binary" else probabilities
+
+
+def fit_predict(
+    task: TaskSpec,
+    head_settings: HeadSettings,
+    seed: int,
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    evaluate: Sequence[np.ndarray],
+    context: str,
+) -> list[np.ndarray]:
+    """Fit a head on ``train``, early-stopping (MLP) or choosing C (linear) on ``val``.
+
+    Args:
+        task: the task.
+        head_settings: head kind and parameter overrides.
+        seed: the head's seed (initialisation, dropout, shuffling).
+        train: ``(X (n, d), y)`` training features and targets.
+        val: ``(X (n_val, d), y)`` validation features and targets (patient-disjoint).
+        evaluate: feature arrays ``(m_i, d)`` to predict.
+        context: names the model, cohort, task and run in error messages.
+
+    Returns:
+        Scores for each array of ``evaluate`` (see :func:`predict_scores`).
+
+    Raises:
+        CapeError: a head parameter the head does not accept, or a head that
+            cannot be fitted on this sample (e.g. one class in the validation set).
+    """
+    try:
+        head = make_head(task.kind, head_settings.kind, seed=seed, **head_settings.params)
+    except TypeError as error:
+        raise CapeError(
+            f"head parameters {sorted(head_settings.params)} do not fit the "
+            f"{head_settings.kind} head: {error}"
+        ) from error
+    try:
+        head.fit(train[0], train[1], val[0], val[1])
+    except ValueError as error:
+        raise CapeError(f"cannot fit the {task.name} head for {context}: {error}") from error
+    return [predict_scores(head, task, features) for features in evaluate]
