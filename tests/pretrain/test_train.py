@@ -1,0 +1,177 @@
+"""The training loop on an in-memory store: outputs, exact resume, errors, encoder loading."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from cape.errors import CapeError
+from cape.pretrain import build_model, load_config, load_encoder, pretrain
+from cape.pretrain.checkpoint import load_checkpoint
+
+from .helpers import fake_store, tiny_overrides
+
+torch.set_num_threads(1)
+
+COHORTS = {"a": 14, "b": 12}
+
+
+class Crash(Exception):
+    """Stands in for a process killed mid-epoch."""
+
+
+def crash_at(step: int):
+    def callback(global_step: int) -> None:
+        if global_step == step:
+            raise Crash
+
+    return callback
+
+
+def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(run_dir / "checkpoints" / "last.pt")["model"]
+
+
+def test_run_writes_the_documented_layout(tmp_path: Path) -> None:
+    store = fake_store(COHORTS)
+    config = load_config(None, tiny_overrides(tmp_path / "run"))
+    run_dir = pretrain(config, store=store)
+    for name in (
+        "config.yaml",
+        "provenance.json",
+        "log.jsonl",
+        "checkpoints/last.pt",
+        "encoder.safetensors",
+    ):
+        assert (run_dir / name).is_file(), name
+    assert load_config(run_dir / "config.yaml") == config
+    records = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    epochs = [r for r in records if r["kind"] == "epoch"]
+    steps = [r for r in records if r["kind"] == "step"]
+    assert [r["epoch"] for r in epochs] == [0, 1] and steps
+    for record in records:
+        for key in (
+            "loss",
+            "ecgs_per_s",
+            "single_cohort_fraction",
+            "positive_similarity",
+            "negative_similarity",
+        ):
+            assert key in record and record[key] == record[key]  # present, not NaN
+        assert record["single_cohort_fraction"] == 1.0  # idb
+    provenance = json.loads((run_dir / "provenance.json").read_text())
+    assert provenance["store_fingerprint"] == store.fingerprint()
+    assert provenance["steps_per_epoch"] == epochs[0]["steps"]
+    checkpoint = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    assert checkpoint["epoch"] == 2 and checkpoint["step_in_epoch"] == 0
+
+
+def test_killed_mid_epoch_and_resumed_equals_uninterrupted(tmp_path: Path) -> None:
+    store = fake_store(COHORTS)
+    settings = [*tiny_overrides(tmp_path / "x"), "epochs=3", "checkpoint_every_steps=2"]
+    straight = load_config(None, [*settings, f"out_dir={tmp_path / 'straight'}"])
+    pretrain(straight, store=store)
+    steps_per_epoch = json.loads((tmp_path / "straight" / "provenance.json").read_text())[
+        "steps_per_epoch"
+    ]
+    assert steps_per_epoch >= 3  # so that step 5 is mid-epoch
+
+    interrupted = load_config(None, [*settings, f"out_dir={tmp_path / 'interrupted'}"])
+    with pytest.raises(Crash):
+        pretrain(interrupted, store=store, step_callback=crash_at(5))
+    saved = load_checkpoint(tmp_path / "interrupted" / "checkpoints" / "last.pt")
+    assert saved["global_step"] == 4 and saved["step_in_epoch"] != 0  # mid-epoch checkpoint
+    pretrain(interrupted, store=store, resume=True)
+
+    expected, resumed = (
+        final_weights(tmp_path / "straight"),
+        final_weights(tmp_path / "interrupted"),
+    )
+    assert expected.keys() == resumed.keys()
+    for name in expected:
+        torch.testing.assert_close(resumed[name], expected[name], rtol=0, atol=0, msg=name)
+    first = build_model(straight).state_dict()
+    assert any(not torch.equal(first[k], expected[k]) for k in expected)  # it did train
+
+
+def test_existing_run_needs_resume_and_a_compatible_checkpoint(tmp_path: Path) -> None:
+    store = fake_store(COHORTS)
+    settings = [*tiny_overrides(tmp_path / "run"), "epochs=1"]
+    pretrain(load_config(None, settings), store=store)
+    with pytest.raises(CapeError, match="pass --resume"):
+        pretrain(load_config(None, settings), store=store)
+    with pytest.raises(CapeError, match=r"different encoder architecture.*norm"):
+        pretrain(load_config(None, [*settings, "model.norm=group"]), store=store, resume=True)
+    with pytest.raises(CapeError, match="different store"):
+        pretrain(load_config(None, settings), store=fake_store(COHORTS, seed=5), resume=True)
+    with pytest.raises(CapeError, match="other settings: lr"):
+        pretrain(load_config(None, [*settings, "lr=0.5"]), store=store, resume=True)
+    with pytest.raises(CapeError, match="does not exist"):
+        pretrain(load_config(None, tiny_overrides(tmp_path / "new")), store=store, resume=True)
+
+
+def test_load_encoder_trained_untrained_and_from_each_file(tmp_path: Path) -> None:
+    store = fake_store(COHORTS)
+    config = load_config(None, [*tiny_overrides(tmp_path / "run"), "epochs=1"])
+    run_dir = pretrain(config, store=store)
+    encoder, loaded_config = load_encoder(run_dir)
+    assert loaded_config == config and not encoder.training
+    saved = load_file(str(run_dir / "encoder.safetensors"))
+    for name, tensor in encoder.state_dict().items():
+        torch.testing.assert_close(tensor, saved[name])
+    from_file, _ = load_encoder(run_dir / "encoder.safetensors")
+    from_checkpoint, _ = load_encoder(run_dir / "checkpoints" / "last.pt")
+    untrained, _ = load_encoder(run_dir, untrained=True)
+    initial = build_model(config).encoder.state_dict()
+    x = torch.randn(2, 8, config.crop_samples)
+    with torch.no_grad():
+        features = encoder(x)
+        torch.testing.assert_close(from_file(x), features)
+        torch.testing.assert_close(from_checkpoint(x), features)
+        assert features.shape == (2, 64)
+        assert not torch.allclose(untrained(x), features)
+    for name, tensor in untrained.state_dict().items():
+        torch.testing.assert_close(tensor, initial[name])
+    with pytest.raises(CapeError, match="not a pretraining run directory"):
+        load_encoder(tmp_path)
+    with pytest.raises(CapeError, match="does not exist"):
+        load_encoder(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize("batching", ["random", "idb-mask"])
+def test_mixed_batchings_train_and_report_cohort_mixing(tmp_path: Path, batching: str) -> None:
+    store = fake_store({"a": 10, "b": 10, "c": 10}, seed=2)
+    config = load_config(
+        None, [*tiny_overrides(tmp_path / "run"), "epochs=1", f"batching={batching}"]
+    )
+    run_dir = pretrain(config, store=store)
+    records = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    epoch = next(r for r in records if r["kind"] == "epoch")
+    assert epoch["single_cohort_fraction"] < 1.0
+    assert epoch["loss"] == epoch["loss"]
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (["batch_patients=500"], "larger than the"),
+        (["cohorts=[a, nowhere]"], "not in the store"),
+        (["exclude_splits=[train]"], "no patient with at least two ECGs"),
+    ],
+)
+def test_clear_errors_for_bad_selections(tmp_path: Path, settings: list[str], message: str) -> None:
+    config = load_config(None, [*tiny_overrides(tmp_path / "run"), *settings])
+    with pytest.raises(CapeError, match=message):
+        pretrain(config, store=fake_store(COHORTS))
+
+
+def test_missing_store_errors(tmp_path: Path) -> None:
+    with pytest.raises(CapeError, match="needs a store"):
+        pretrain(load_config(None, tiny_overrides(tmp_path / "run")))
+    config = load_config(None, [*tiny_overrides(tmp_path / "run"), f"store={tmp_path / 'none'}"])
+    with pytest.raises(CapeError, match="does not exist"):
+        pretrain(config)
