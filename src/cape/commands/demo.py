@@ -52,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
     if summarise_claims is not None:
         print("What this run says about the paper's claims:")
         for claim in summarise_claims(run_dir):
-            print(f"- {claim.get('claim')}: {claim.get('verdict')} — {claim.get('evidence', '')}")
+            print(f"- {claim['claim']}")
+            print(f"    measured: {claim.get('measured', '')}")
+            print(f"    verdict:  {claim['verdict'].upper()} — {claim.get('reason', '')}")
     report = run_dir / "report" / "report.html"
     print(f"\nrun directory: {run_dir}")
     if report.is_file():

@@ -78,6 +78,9 @@ class PretrainSection(_Section):
     settings: dict[str, Any] = Field(default_factory=dict, description="overrides for every run")
     runs: list[PretrainRunSpec] = Field(default_factory=list)
     untrained_baseline: bool = Field(True, description="also embed with an untrained encoder")
+    parallel: int = Field(
+        1, ge=1, description="runs (and embeddings) at a time, each its own process"
+    )
 
     @model_validator(mode="after")
     def _unique(self) -> PretrainSection:
@@ -93,6 +96,7 @@ class EmbedSection(_Section):
     windows: int = Field(1, ge=1, description="7 s windows per ECG, features averaged")
     batch_size: int = Field(64, ge=1)
     workers: int = Field(0, ge=0)
+    threads: int = Field(1, ge=1, description="torch threads per embedding process")
 
 
 class HeadSettings(_Section):
@@ -127,6 +131,12 @@ class EvaluateSection(_Section):
     seed: int = 0
 
 
+class ReportSection(_Section):
+    enabled: bool = True
+    tsne_per_cohort: int = Field(2000, ge=10, description="embeddings per cohort in t-SNE plots")
+    seed: int = 0
+
+
 class StudyConfig(_Section):
     """A whole study; see the module docstring."""
 
@@ -138,7 +148,7 @@ class StudyConfig(_Section):
     pretrain: PretrainSection = Field(default_factory=PretrainSection)
     embed: EmbedSection = Field(default_factory=EmbedSection)
     evaluate: EvaluateSection = Field(default_factory=EvaluateSection)
-    report: bool = True
+    report: ReportSection = Field(default_factory=lambda: ReportSection())
 
     @model_validator(mode="after")
     def _sources(self) -> StudyConfig:
@@ -150,6 +160,14 @@ class StudyConfig(_Section):
         if len(names) != len(set(names)):
             raise ValueError(f"cohort names must be unique, got {names}")
         return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _report_bool(cls, values: Any) -> Any:
+        # `report: false` is short for `report: {enabled: false}`.
+        if isinstance(values, dict) and isinstance(values.get("report"), bool):
+            values = dict(values, report={"enabled": values["report"]})
+        return values
 
 
 def _set_dotted(values: dict[str, Any], key: str, value: Any) -> None:

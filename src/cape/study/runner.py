@@ -85,6 +85,79 @@ class StudyRunner:
             )
 
     # -- caching ------------------------------------------------------------------------
+    def _prepare(
+        self, label: str, stage_name: str, directory: Path, inputs: Any
+    ) -> tuple[str, bool, StageResult | None]:
+        """Key of a stage, whether it resumes, and its result if it can be skipped."""
+        key = content_hash({"stage": stage_name, "inputs": inputs, "schema": 1})
+        marker_path = directory / MARKER
+        marker = json.loads(marker_path.read_text()) if marker_path.is_file() else None
+        if marker and marker.get("key") == key and marker.get("status") == "done":
+            if stage_name not in self.force:
+                self.log(f"[{stage_name}] {label}: up to date, skipped")
+                result = StageResult(label, directory, key, marker["stamp"], skipped=True)
+                self.results[label] = result
+                return key, False, result
+        resuming = bool(marker and marker.get("key") == key and stage_name not in self.force)
+        if directory.exists() and not resuming:
+            shutil.rmtree(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        marker_path.write_text(json.dumps({"key": key, "status": "running", "started": _now()}))
+        self.log(f"[{stage_name}] {label}: {'resuming' if resuming else 'running'}")
+        return key, resuming, None
+
+    def _finish(self, label: str, directory: Path, key: str) -> StageResult:
+        stamp = f"{key}@{_now()}"
+        (directory / MARKER).write_text(
+            json.dumps({"key": key, "status": "done", "stamp": stamp, "finished": _now()})
+        )
+        result = StageResult(label, directory, key, stamp, skipped=False)
+        self.results[label] = result
+        return result
+
+    def stages_parallel(
+        self,
+        stage_name: str,
+        jobs: list[tuple[str, Path, Any, Callable[..., None], tuple[Any, ...]]],
+        workers: int,
+    ) -> list[StageResult]:
+        """Run independent cached stages, ``workers`` at a time in separate processes.
+
+        Each job is ``(label, directory, inputs, function, args)``; the function is
+        called as ``function(directory, resuming, *args)`` and must be picklable
+        (a module-level function). With ``workers == 1`` everything runs in this
+        process, in order.
+        """
+        results: dict[str, StageResult] = {}
+        pending = []
+        for label, directory, inputs, function, args in jobs:
+            key, resuming, done = self._prepare(label, stage_name, directory, inputs)
+            if done is not None:
+                results[label] = done
+            else:
+                pending.append((label, directory, key, resuming, function, args))
+        if workers <= 1 or len(pending) <= 1:
+            for label, directory, key, resuming, function, args in pending:
+                function(directory, resuming, *args)
+                results[label] = self._finish(label, directory, key)
+        else:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            # spawn: a clean interpreter per worker (no forked torch thread pools).
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+                futures = {
+                    pool.submit(function, directory, resuming, *args): (label, directory, key)
+                    for label, directory, key, resuming, function, args in pending
+                }
+                for future in as_completed(futures):
+                    label, directory, key = futures[future]
+                    future.result()
+                    results[label] = self._finish(label, directory, key)
+                    self.log(f"[{stage_name}] {label}: done")
+        return [results[job[0]] for job in jobs]
+
     def stage(
         self,
         label: str,
@@ -94,29 +167,11 @@ class StudyRunner:
         work: Callable[[Path, bool], None],
     ) -> StageResult:
         """Run ``work(directory, resuming)`` unless a finished marker with the same key exists."""
-        key = content_hash({"stage": stage_name, "inputs": inputs, "schema": 1})
-        marker_path = directory / MARKER
-        marker = json.loads(marker_path.read_text()) if marker_path.is_file() else None
-        if marker and marker.get("key") == key and marker.get("status") == "done":
-            if stage_name not in self.force:
-                self.log(f"[{stage_name}] {label}: up to date, skipped")
-                result = StageResult(label, directory, key, marker["stamp"], skipped=True)
-                self.results[label] = result
-                return result
-        resuming = bool(marker and marker.get("key") == key and stage_name not in self.force)
-        if directory.exists() and not resuming:
-            shutil.rmtree(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        marker_path.write_text(json.dumps({"key": key, "status": "running", "started": _now()}))
-        self.log(f"[{stage_name}] {label}: {'resuming' if resuming else 'running'}")
+        key, resuming, done = self._prepare(label, stage_name, directory, inputs)
+        if done is not None:
+            return done
         work(directory, resuming)
-        stamp = f"{key}@{_now()}"
-        marker_path.write_text(
-            json.dumps({"key": key, "status": "done", "stamp": stamp, "finished": _now()})
-        )
-        result = StageResult(label, directory, key, stamp, skipped=False)
-        self.results[label] = result
-        return result
+        return self._finish(label, directory, key)
 
     # -- the study ----------------------------------------------------------------------
     def run(self) -> Path:
@@ -131,9 +186,10 @@ class StudyRunner:
         runs = stages.pretrain_stage(self, store)
         features = stages.embed_stage(self, store, runs)
         evaluation = stages.evaluate_stage(self, features)
-        if self.config.report:
-            stages.report_stage(self, store, runs, features, evaluation)
         self._write_provenance()
+        if self.config.report.enabled:
+            stages.report_stage(self, store, runs, features, evaluation)
+            self._write_provenance()
         return self.out
 
     def _write_provenance(self) -> None:

@@ -166,55 +166,87 @@ def pretrain_values(runner: StudyRunner, run_settings: dict[str, Any], seed: int
     return values
 
 
+def _pretrain_job(
+    path: Path, resuming: bool, values: dict[str, Any], label: str, store_dir: str, progress: bool
+) -> None:
+    """One pretraining run (module level so that it can run in a worker process)."""
+    from cape.pretrain import pretrain
+    from cape.pretrain.config import validate_config
+
+    resolved = dict(values, store=store_dir, out_dir=str(path), progress=progress)
+    config = validate_config(resolved, f"study run {label}")
+    has_checkpoint = (path / "checkpoints" / "last.pt").is_file()
+    pretrain(config, resume=resuming and has_checkpoint)
+
+
 def pretrain_stage(runner: StudyRunner, store: StageResult) -> list[PretrainedModel]:
     from cape.pretrain.config import validate_config
 
     section = runner.config.pretrain
-    models: list[PretrainedModel] = []
-    for spec in section.runs:
-        for seed in spec.seeds:
-            values = pretrain_values(runner, spec.settings, seed)
-            label = f"{spec.name}-seed{seed}"
-            directory = runner.out / "pretrain" / label
-            inputs = {"store": store.stamp, "config": values}
-
-            def work(
-                path: Path, resuming: bool, values: dict[str, Any] = values, label: str = label
-            ) -> None:
-                from cape.pretrain import pretrain
-
-                resolved = dict(
-                    values, store=str(store.directory), out_dir=str(path), progress=runner.progress
-                )
-                config = validate_config(resolved, f"study run {label}")
-                has_checkpoint = (path / "checkpoints" / "last.pt").is_file()
-                pretrain(config, resume=resuming and has_checkpoint)
-
-            # The run directory is created by pretraining itself; keep the marker beside it.
-            result = runner.stage(label, "pretrain", directory, inputs, work)
-            models.append(PretrainedModel(spec.name, seed, directory, result))
-    if section.untrained_baseline and models:
-        first = models[0]
-        models.append(
-            PretrainedModel("untrained", first.seed, first.run_dir, first.stage, untrained=True)
-        )
-    if not models:
-        raise CapeError("the study declares no pretraining runs (pretrain.runs is empty)")
     # Validate every config before hours of training start (cheap).
     for spec in section.runs:
         validate_config(
             dict(pretrain_values(runner, spec.settings, spec.seeds[0]), store=str(store.directory)),
             f"study run {spec.name}",
         )
+    if not section.runs:
+        raise CapeError("the study declares no pretraining runs (pretrain.runs is empty)")
+    parallel = section.parallel
+    jobs = []
+    names = []
+    for spec in section.runs:
+        for seed in spec.seeds:
+            values = pretrain_values(runner, spec.settings, seed)
+            label = f"{spec.name}-seed{seed}"
+            directory = runner.out / "pretrain" / label
+            inputs = {"store": store.stamp, "config": values}
+            args = (values, label, str(store.directory), runner.progress and parallel == 1)
+            jobs.append((label, directory, inputs, _pretrain_job, args))
+            names.append((spec.name, seed, directory))
+    results = runner.stages_parallel("pretrain", jobs, parallel)
+    models = [
+        PretrainedModel(name, seed, directory, result)
+        for (name, seed, directory), result in zip(names, results, strict=True)
+    ]
+    if section.untrained_baseline:
+        first = models[0]
+        models.append(
+            PretrainedModel("untrained", first.seed, first.run_dir, first.stage, untrained=True)
+        )
     return models
 
 
 # ------------------------------------------------------------------------------- embed
+def _embed_job(
+    path: Path,
+    resuming: bool,
+    run_dir: str,
+    store_dir: str,
+    untrained: bool,
+    settings: dict[str, Any],
+    progress: bool,
+) -> None:
+    import torch
+
+    from cape.embed import EmbedSettings, embed_store
+
+    torch.set_num_threads(settings.pop("threads", 1))
+    embed_store(
+        run_dir,
+        store_dir,
+        path,
+        untrained=untrained,
+        settings=EmbedSettings(**settings),
+        progress=progress,
+    )
+
+
 def embed_stage(
     runner: StudyRunner, store: StageResult, models: list[PretrainedModel]
 ) -> list[FeatureSet]:
     section = runner.config.embed
-    features: list[FeatureSet] = []
+    parallel = runner.config.pretrain.parallel
+    jobs = []
     for model in models:
         label = f"{model.name}-seed{model.seed}"
         directory = runner.out / "features" / label
@@ -224,27 +256,25 @@ def embed_stage(
             "store": store.stamp,
             "embed": section.model_dump(mode="json"),
         }
-
-        def work(path: Path, resuming: bool, model: PretrainedModel = model) -> None:
-            from cape.embed import EmbedSettings, embed_store
-
-            settings = EmbedSettings(
-                n_windows=section.windows,
-                batch_size=section.batch_size,
-                num_workers=section.workers,
-            )
-            embed_store(
-                model.run_dir,
-                store.directory,
-                path,
-                untrained=model.untrained,
-                settings=settings,
-                progress=runner.progress,
-            )
-
-        result = runner.stage(f"features {label}", "embed", directory, inputs, work)
-        features.append(FeatureSet(model.name, model.seed, directory, result, model.untrained))
-    return features
+        settings = {
+            "n_windows": section.windows,
+            "batch_size": section.batch_size,
+            "num_workers": section.workers,
+            "threads": section.threads,
+        }
+        args = (
+            str(model.run_dir),
+            str(store.directory),
+            model.untrained,
+            settings,
+            runner.progress and parallel == 1,
+        )
+        jobs.append((f"features {label}", directory, inputs, _embed_job, args))
+    results = runner.stages_parallel("embed", jobs, parallel)
+    return [
+        FeatureSet(model.name, model.seed, job[1], result, model.untrained)
+        for model, job, result in zip(models, jobs, results, strict=True)
+    ]
 
 
 # ---------------------------------------------------------------------------- evaluate
@@ -272,11 +302,22 @@ def report_stage(
     features: list[FeatureSet],
     evaluation: StageResult,
 ) -> StageResult:
-    inputs = {"evaluation": evaluation.stamp, "store": store.stamp}
+    section = runner.config.report
+    inputs = {
+        "evaluation": evaluation.stamp,
+        "store": store.stamp,
+        "report": section.model_dump(mode="json"),
+    }
 
     def work(path: Path, resuming: bool) -> None:
         from cape.report import write_report
 
-        write_report(runner.out, path)
+        write_report(
+            runner.out,
+            path,
+            tsne_per_cohort=section.tsne_per_cohort,
+            seed=section.seed,
+            progress=runner.progress,
+        )
 
     return runner.stage("report", "report", runner.out / "report", inputs, work)

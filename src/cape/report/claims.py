@@ -1,0 +1,342 @@
+"""What this run says about the paper's two claims, computed from the saved results.
+
+1. **IDB generalises better out of distribution**: heads on IDB features have
+   a lower out-of-distribution age MAE and a higher sex AUROC than heads on
+   random-batch features.
+2. **Random-batch features cluster by cohort**: a linear model identifies
+   the cohort from random-batch features better than from IDB features.
+
+Verdicts are never written down in advance; the rules (also in
+``docs/report.md``):
+
+- claim 1, per target cohort and task: *agrees* when the paired Wilcoxon test
+  (random vs IDB over matched encoder seeds and runs) has p < alpha **and**
+  every encoder seed's mean favours IDB; *disagrees* when p < alpha and every
+  seed favours random; otherwise *inconclusive* (p >= alpha, the seeds
+  disagree with each other, or no paired test was saved). Over the target
+  cohorts: *agrees* / *disagrees* when more than half of them do and none
+  says the opposite, otherwise *inconclusive*.
+- claim 2: *agrees* when every random-batch seed's cohort-identification
+  accuracy is above every IDB seed's (the seed ranges do not overlap);
+  *disagrees* for the reverse; otherwise *inconclusive*. With one encoder
+  seed per model the bootstrap 95% intervals must not overlap instead, and
+  the verdict carries a caveat.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cape.report.collect import (
+    IDB_BATCHING,
+    RunData,
+    collect,
+    for_training_cohort,
+    training_cohorts,
+)
+
+AGREES, DISAGREES, INCONCLUSIVE, NOT_MEASURED = (
+    "agrees",
+    "disagrees",
+    "inconclusive",
+    "not measured",
+)
+OOD_TASKS = {"age": ("mae", False, "years"), "sex": ("auroc", True, "")}
+SINGLE_SEED_CAVEAT = (
+    "only one encoder seed per model: the seed-to-seed spread is unknown (the feasibility "
+    "prototype saw the OOD effect in one seed and not another)"
+)
+
+
+def compared_models(data: RunData) -> tuple[str, str] | None:
+    """``(random_model, idb_model)``: the random-batch and IDB models the claims compare.
+
+    Taken from the pretraining configs' ``batching``; when several models of
+    one kind exist, the OOD protocol's ``compare`` pair wins, else the study's
+    order. Without batching information, model names containing ``random``
+    and ``idb`` are used.
+    """
+    batching = data.batching()
+    order = data.model_order()
+    randoms = [m for m in order if batching.get(m) == "random"]
+    idbs = [m for m in order if batching.get(m) in IDB_BATCHING]
+    if not batching:
+        randoms = [m for m in order if "random" in m.lower()]
+        idbs = [m for m in order if "idb" in m.lower()]
+    compare = None
+    if data.ood is not None:
+        compare = (data.ood.config.get("settings") or {}).get("compare")
+    if compare:
+        pair = [str(m) for m in compare]
+        random_first = [m for m in pair if m in randoms]
+        idb_first = [m for m in pair if m in idbs]
+        randoms = random_first + [m for m in randoms if m not in random_first]
+        idbs = idb_first + [m for m in idbs if m not in idb_first]
+    if not randoms or not idbs:
+        return None
+    return randoms[0], idbs[0]
+
+
+def _fmt(value: float, digits: int) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def format_p(p_value: float | None) -> str:
+    """``p = 0.012``, ``p < 0.001`` or ``p n/a``."""
+    if p_value is None or not math.isfinite(p_value):
+        return "p n/a"
+    return "p < 0.001" if p_value < 0.001 else f"p = {p_value:.3f}"
+
+
+def _seed_means(by_seed: pd.DataFrame, model: str, cohort: str) -> dict[int, float]:
+    rows = by_seed[(by_seed["model"] == model) & (by_seed["test_cohort"] == cohort)]
+    return {int(s): float(m) for s, m in zip(rows["encoder_seed"], rows["mean"], strict=True)}
+
+
+def _paired_test(
+    tests: pd.DataFrame, pair: tuple[str, str], cohort: str, task: str
+) -> tuple[float | None, int | None]:
+    """``(p_value, n_pairs)`` of the saved Wilcoxon test over all matched heads, or Nones."""
+    if tests.empty or "test" not in tests:
+        return None, None
+    rows = tests[
+        (tests["test"] == "wilcoxon_signed_rank")
+        & (tests["scope"] == "all")
+        & (tests["setting"] == "out-of-distribution")
+        & (tests["test_cohort"] == cohort)
+        & (tests["task"] == task)
+        & tests["model_a"].isin(pair)
+        & tests["model_b"].isin(pair)
+    ]
+    if rows.empty or pd.isna(rows["p_value"].iloc[0]):
+        return None, None
+    n = rows["n"].iloc[0]
+    return float(rows["p_value"].iloc[0]), None if pd.isna(n) else int(n)
+
+
+def _cell_verdict(
+    p_value: float | None, differences: Sequence[float], alpha: float, n_pairs: int | None = None
+) -> tuple[str, str]:
+    """Verdict of one (target cohort, task) from the paired p and per-seed differences.
+
+    ``differences`` are per-seed (IDB better) margins: positive favours IDB.
+    ``n_pairs`` (matched heads in the test) explains a p that cannot get below alpha.
+    """
+    favour_idb = sum(d > 0 for d in differences)
+    favour_random = sum(d < 0 for d in differences)
+    if p_value is None:
+        return INCONCLUSIVE, "no paired random-vs-IDB test saved (set evaluate.ood.compare)"
+    if p_value >= alpha:
+        reason = f"{format_p(p_value)} >= {alpha:g}"
+        # The exact two-sided signed-rank test cannot go below 2 / 2**n with n pairs.
+        if n_pairs is not None and 2.0 ** (1 - n_pairs) >= alpha:
+            reason += (
+                f"; with {n_pairs} matched heads the smallest possible Wilcoxon p is "
+                f"{2.0 ** (1 - n_pairs):.3g}: add runs or encoder seeds"
+            )
+        return INCONCLUSIVE, reason
+    if favour_idb == len(differences):
+        return AGREES, f"{format_p(p_value)}; every encoder seed favours IDB"
+    if favour_random == len(differences):
+        return DISAGREES, f"{format_p(p_value)}; every encoder seed favours random batching"
+    return INCONCLUSIVE, (
+        f"{format_p(p_value)} but the encoder seeds disagree ({favour_idb} of "
+        f"{len(differences)} favour IDB): the difference is within the seed spread"
+    )
+
+
+def _overall(cells: list[dict[str, Any]]) -> tuple[str, str]:
+    verdicts = [c["verdict"] for c in cells]
+    n = len(verdicts)
+    agree, disagree = verdicts.count(AGREES), verdicts.count(DISAGREES)
+    tally = f"{agree} of {n} target cohorts agree, {disagree} disagree"
+    hints = {c["reason"].split("; ", 1)[1] for c in cells if "smallest possible" in c["reason"]}
+    if hints:
+        tally += "; " + sorted(hints)[0]
+    if agree > n / 2 and disagree == 0:
+        return AGREES, tally
+    if disagree > n / 2 and agree == 0:
+        return DISAGREES, tally
+    return INCONCLUSIVE, tally
+
+
+def _ood_claim(data: RunData, pair: tuple[str, str] | None, task: str) -> dict[str, Any]:
+    metric, higher_better, unit = OOD_TASKS[task]
+    better = "higher" if higher_better else "lower"
+    claim: dict[str, Any] = {
+        "id": f"ood_{task}",
+        "claim": f"IDB generalises better out of distribution: {better} OOD {task} "
+        f"{metric.upper()} than random batching",
+        "task": task,
+        "metric": metric,
+        "models": {"random": pair[0], "idb": pair[1]} if pair else {},
+        "cells": [],
+        "caveats": [],
+    }
+    if data.ood is None or pair is None:
+        missing = "no out-of-distribution results" if data.ood is None else "no random/IDB pair"
+        return dict(claim, verdict=NOT_MEASURED, measured="", reason=missing)
+    alpha = float((data.ood.config.get("settings") or {}).get("alpha", 0.05))
+    digits = 3 if higher_better else 2
+    sign = 1.0 if higher_better else -1.0
+    trains = training_cohorts(data.ood) or sorted(
+        data.ood.summary_by_seed["train_cohort"].astype(str).unique()
+        if "train_cohort" in data.ood.summary_by_seed
+        else []
+    )
+    parts = []
+    for train in trains:
+        result = for_training_cohort(data.ood, train)
+        by_seed = result.summary_by_seed
+        by_seed = by_seed[
+            (by_seed["setting"] == "out-of-distribution")
+            & (by_seed["task"] == task)
+            & (by_seed["train_cohort"] == train)
+        ]
+        for cohort in sorted(by_seed["test_cohort"].astype(str).unique()):
+            random_means = _seed_means(by_seed, pair[0], cohort)
+            idb_means = _seed_means(by_seed, pair[1], cohort)
+            seeds = sorted(set(random_means) & set(idb_means))
+            if not seeds:
+                continue
+            differences = [sign * (idb_means[s] - random_means[s]) for s in seeds]
+            p_value, n_pairs = _paired_test(result.tests, pair, cohort, task)
+            verdict, reason = _cell_verdict(p_value, differences, alpha, n_pairs)
+            r_values, i_values = [random_means[s] for s in seeds], [idb_means[s] for s in seeds]
+            cell = {
+                "train_cohort": train,
+                "test_cohort": cohort,
+                "n_encoder_seeds": len(seeds),
+                "random_mean": float(np.mean(r_values)),
+                "random_min": min(r_values),
+                "random_max": max(r_values),
+                "idb_mean": float(np.mean(i_values)),
+                "idb_min": min(i_values),
+                "idb_max": max(i_values),
+                "p_value": p_value,
+                "verdict": verdict,
+                "reason": reason,
+            }
+            claim["cells"].append(cell)
+            name = cohort if len(trains) == 1 else f"{train} -> {cohort}"
+            parts.append(
+                f"{name}: {_fmt(cell['random_mean'], digits)} "
+                f"[{_fmt(cell['random_min'], digits)}–{_fmt(cell['random_max'], digits)}] vs "
+                f"{_fmt(cell['idb_mean'], digits)} "
+                f"[{_fmt(cell['idb_min'], digits)}–{_fmt(cell['idb_max'], digits)}] "
+                f"({format_p(p_value)}, {verdict})"
+            )
+    train = ", ".join(trains)
+    if not claim["cells"]:
+        return dict(claim, verdict=NOT_MEASURED, measured="", reason="no matched encoder seeds")
+    verdict, tally = _overall(claim["cells"])
+    if max(c["n_encoder_seeds"] for c in claim["cells"]) < 2:
+        claim["caveats"].append(SINGLE_SEED_CAVEAT)
+    unit_text = f" ({unit})" if unit else ""
+    measured = (
+        f"OOD {task} {metric.upper()}{unit_text}, heads trained on {train}; {pair[0]} vs "
+        f"{pair[1]}, mean over encoder seeds [seed min–max]: " + "; ".join(parts)
+    )
+    return dict(claim, verdict=verdict, measured=measured, reason=tally)
+
+
+def _ident_rows(table: pd.DataFrame, model: str) -> pd.DataFrame:
+    return table[table["model"] == model].sort_values("encoder_seed")
+
+
+def _identifiability_claim(data: RunData, pair: tuple[str, str] | None) -> dict[str, Any]:
+    claim: dict[str, Any] = {
+        "id": "identifiability",
+        "claim": "random-batch features cluster by cohort: cohort identifiability is higher "
+        "for random batching than for IDB",
+        "models": {"random": pair[0], "idb": pair[1]} if pair else {},
+        "cells": [],
+        "caveats": [],
+    }
+    table = data.identifiability
+    if table is None or pair is None:
+        missing = "no identifiability results" if table is None else "no random/IDB pair"
+        return dict(claim, verdict=NOT_MEASURED, measured="", reason=missing)
+    table = table[table["by"] == "cohort"]
+    random_rows, idb_rows = _ident_rows(table, pair[0]), _ident_rows(table, pair[1])
+    if random_rows.empty or idb_rows.empty:
+        return dict(claim, verdict=NOT_MEASURED, measured="", reason="a model has no result")
+    r_acc = random_rows["accuracy"].to_numpy(dtype=float)
+    i_acc = idb_rows["accuracy"].to_numpy(dtype=float)
+    if len(r_acc) >= 2 and len(i_acc) >= 2:
+        if r_acc.min() > i_acc.max():
+            verdict, reason = AGREES, "every random-batch seed is above every IDB seed"
+        elif r_acc.max() < i_acc.min():
+            verdict, reason = DISAGREES, "every IDB seed is above every random-batch seed"
+        else:
+            verdict, reason = INCONCLUSIVE, "the encoder-seed ranges overlap"
+    else:
+        claim["caveats"].append(SINGLE_SEED_CAVEAT.split(" (")[0])
+        r_low = random_rows["accuracy_low"].to_numpy(dtype=float)
+        r_high = random_rows["accuracy_high"].to_numpy(dtype=float)
+        i_low = idb_rows["accuracy_low"].to_numpy(dtype=float)
+        i_high = idb_rows["accuracy_high"].to_numpy(dtype=float)
+        if not (np.isfinite(r_low).all() and np.isfinite(i_high).all()):
+            verdict, reason = INCONCLUSIVE, "one encoder seed and no bootstrap intervals saved"
+        elif r_low.min() > i_high.max():
+            verdict, reason = AGREES, "the bootstrap 95% intervals do not overlap"
+        elif r_high.max() < i_low.min():
+            verdict, reason = DISAGREES, "the bootstrap 95% intervals do not overlap"
+        else:
+            verdict, reason = INCONCLUSIVE, "the bootstrap 95% intervals overlap"
+    chance = float(np.nanmax(table["chance_majority"].to_numpy(dtype=float)))
+    untrained = table[table["baseline"] == "untrained"]["accuracy"].to_numpy(dtype=float)
+
+    def describe(values: np.ndarray) -> str:
+        text = f"{np.median(values):.3f}"
+        return text + (f" [{values.min():.3f}–{values.max():.3f}]" if len(values) > 1 else "")
+
+    measured = (
+        f"cohort-identification accuracy (cross-validated logistic regression), median "
+        f"[seed min–max]: {pair[0]} {describe(r_acc)} vs {pair[1]} {describe(i_acc)}"
+        + (f"; untrained encoder {describe(untrained)}" if untrained.size else "")
+        + (f"; chance (majority cohort) {chance:.3f}" if math.isfinite(chance) else "")
+    )
+    claim["cells"] = [
+        {"model": str(m), "encoder_seed": s, "accuracy": a, "macro_auroc": u}
+        for m, s, a, u in table[["model", "encoder_seed", "accuracy", "macro_auroc"]].itertuples(
+            index=False
+        )
+    ]
+    return dict(claim, verdict=verdict, measured=measured, reason=reason)
+
+
+def claims_from_data(data: RunData) -> list[dict[str, Any]]:
+    """The claims of :func:`summarise_claims` from already collected run data."""
+    pair = compared_models(data)
+    return [
+        _ood_claim(data, pair, "age"),
+        _ood_claim(data, pair, "sex"),
+        _identifiability_claim(data, pair),
+    ]
+
+
+def summarise_claims(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Whether a run agrees with the paper's claims, one dict per claim and measurement.
+
+    Args:
+        run_dir: a study run directory.
+
+    Returns:
+        Dicts with ``id`` (``ood_age``, ``ood_sex``, ``identifiability``),
+        ``claim`` (the paper's statement), ``models`` (``{"random": ..., "idb":
+        ...}``), ``verdict`` (``agrees``, ``disagrees``, ``inconclusive`` or
+        ``not measured``), ``measured`` (the numbers, one sentence),
+        ``reason`` (why that verdict), ``caveats`` and ``cells`` (per target
+        cohort or per encoder seed).
+
+    Raises:
+        CapeError: ``run_dir`` does not exist.
+    """
+    return claims_from_data(collect(run_dir))

@@ -1,0 +1,239 @@
+"""Report sections about the protocol results: OOD, composition, embeddings, diagnostics."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from cape.errors import CapeError
+from cape.report import figures, tables
+from cape.report.collect import FeatureDir, for_training_cohort, training_cohorts
+from cape.report.context import ReportContext
+from cape.report.document import BulletList, Paragraph, Section, TableBlock
+from cape.report.embedding import embed_tsne, tsne_figure
+
+logger = logging.getLogger(__name__)
+
+TASK_TITLES = {"age": "age (MAE, years; lower is better)", "sex": "sex (AUROC; higher is better)"}
+
+
+def _tasks(frame: pd.DataFrame) -> list[str]:
+    known = [t for t in ("age", "sex", "superclass") if (frame["task"] == t).any()]
+    return known + sorted(set(frame["task"].astype(str)) - set(known))
+
+
+def ood_section(context: ReportContext) -> Section:
+    """Table 3 per task, the encoder-seed spread, MAE per age bin (Fig. 5)."""
+    result = context.data.ood
+    section = Section("Out of distribution (Table 3)", "ood")
+    if result is None or result.summary.empty:
+        return section.note(
+            "No out-of-distribution results (evaluation/ood/): this section is skipped."
+        )
+    settings = result.config.get("settings") or {}
+    trains = training_cohorts(result)
+    section.add(
+        Paragraph(
+            f"Heads trained on {', '.join(trains) or 'the training cohort'} "
+            f"({settings.get('runs', '?')} runs per encoder seed, "
+            f"{settings.get('head', {}).get('kind', 'mlp')} head) and tested on every other "
+            "cohort's test ECGs. Cells are mean (SE) over all (encoder seed, run) heads; the "
+            "untrained encoder and the mean predictor (the training cohort's mean age or sex "
+            "prevalence) are baselines; the in-cohort ceiling is a head trained on the target "
+            "cohort itself, tested on the same ECGs."
+        )
+    )
+    for train in trains:
+        own = for_training_cohort(result, train)
+        where = f", heads trained on {train}" if len(trains) > 1 else ""
+        for task in _tasks(own.summary):
+            table = tables.ood_table(own, task, context.pair)
+            if not table.empty:
+                title = f"Out-of-distribution {TASK_TITLES.get(task, task)}{where}"
+                section.add(TableBlock(table, title))
+            spread = tables.seed_spread_table(own, task, context.pair or ())
+            if not spread.empty:
+                section.add(
+                    TableBlock(
+                        spread,
+                        f"Spread across encoder seeds, {task}{where}: median [min–max] of the "
+                        "per-seed means",
+                    )
+                )
+    models = [m for m in context.data.model_order() if (result.summary["model"] == m).any()]
+    models += sorted(set(result.summary.loc[result.summary["baseline"] == "untrained", "model"]))
+    for train in trains:
+        figure = figures.mae_per_age_bin(
+            for_training_cohort(result, train),
+            models,
+            context.model_colours,
+            context.cohort_colours,
+        )
+        if figure is None:
+            section.note(
+                f"No saved age predictions of heads trained on {train}: MAE per age bin skipped."
+            )
+            continue
+        section.add(
+            context.figure(
+                figure,
+                "mae_per_age_bin" + (f"_{train}" if len(trains) > 1 else ""),
+                f"Age MAE per 10-year bin of true age (Fig. 5), heads trained on {train}; mean "
+                "over heads (encoder seeds × runs), error bars SE across heads.",
+                "MAE per age bin",
+            )
+        )
+    notes = list(result.config.get("warnings") or [])
+    if notes:
+        section.add(Paragraph("Warnings recorded by the protocol:"))
+        section.add(BulletList(notes))
+    return section
+
+
+def composition_section(context: ReportContext) -> Section:
+    """Fig. 2 grouped bars and the table with Kruskal-Wallis p-values."""
+    result = context.data.composition
+    section = Section("Composition matrix (Fig. 2)", "composition")
+    if result is None or result.summary.empty:
+        return section.note(
+            "No composition-matrix results (evaluation/composition/): this section is skipped."
+        )
+    tasks = _tasks(result.summary)
+    order = [*(context.pair or ()), *context.data.model_order()]
+    figure = figures.composition_bars(result, tasks, context.model_colours, order)
+    if figure is not None:
+        section.add(
+            context.figure(
+                figure,
+                "composition_matrix",
+                "Every pretrained model on every labelled cohort: mean and 95% t-interval over "
+                "runs (all encoder seeds pooled).",
+                "composition matrix bar plots",
+            )
+        )
+    for task in tasks:
+        table = tables.composition_table(result, task)
+        if not table.empty:
+            section.add(
+                TableBlock(
+                    table,
+                    f"Composition matrix, {TASK_TITLES.get(task, task)}: mean [95% CI]; "
+                    "Kruskal–Wallis across the pretrained models",
+                )
+            )
+    return section
+
+
+def _first_seeds(context: ReportContext) -> list[FeatureDir]:
+    """The first encoder seed of each model (study order), then the untrained encoder."""
+    dirs = context.data.feature_dirs
+    chosen = []
+    order = context.data.model_order()
+    for model in order + sorted({d.model for d in dirs} - set(order)):
+        mine = sorted((d for d in dirs if d.model == model), key=lambda d: d.seed)
+        if mine:
+            chosen.append(mine[0])
+    return sorted(chosen, key=lambda d: d.untrained)
+
+
+def _identifiability_lines(context: ReportContext, feature_dir: FeatureDir) -> list[str]:
+    table = context.data.identifiability
+    if table is None:
+        return ["identifiability not measured"]
+    parts = []
+    for by in ("cohort", "device"):
+        rows = table[(table["model"] == feature_dir.model) & (table["by"] == by)]
+        if rows.empty:
+            continue
+        this = rows[rows["encoder_seed"] == feature_dir.seed]
+        row = this.iloc[0] if len(this) else rows.iloc[0]
+        text = (
+            f"{by} identifiability: accuracy {row['accuracy']:.3f} (chance "
+            f"{row['chance_majority']:.3f}), macro AUROC {row['macro_auroc']:.3f}"
+        )
+        if len(rows) > 1:
+            text += f" (median accuracy over {len(rows)} seeds {rows['accuracy'].median():.3f})"
+        parts.append(text)
+    return parts or ["identifiability not measured for this model"]
+
+
+def embeddings_section(context: ReportContext) -> Section:
+    """Identifiability table and t-SNE panels per model (Fig. 4)."""
+    data = context.data
+    section = Section("Embeddings and cohort identifiability (Fig. 4)", "embeddings")
+    if data.identifiability is None:
+        section.note("No identifiability results (evaluation/identifiability.*): numbers skipped.")
+    else:
+        section.add(
+            TableBlock(
+                tables.identifiability_table(data.identifiability),
+                "Cohort (and device) identifiability: cross-validated logistic regression "
+                "from the features, folds grouped by patient; bootstrap 95% CIs",
+            )
+        )
+    chosen = _first_seeds(context)
+    if not chosen:
+        return section.note("No features (features/) in this run directory: t-SNE skipped.")
+    for feature_dir in tqdm(chosen, desc="t-SNE", disable=not context.progress):
+        try:
+            embedding = embed_tsne(feature_dir, context.tsne_per_cohort, context.seed)
+        except (CapeError, ValueError, OSError) as error:
+            section.note(f"t-SNE of {feature_dir.path.name} skipped: {error}")
+            continue
+        lines = _identifiability_lines(context, feature_dir)
+        numbers = "; ".join(lines)
+        kind = "untrained encoder" if feature_dir.untrained else f"encoder seed {feature_dir.seed}"
+        figure = tsne_figure(
+            embedding, context.cohort_colours, f"{feature_dir.model} ({kind})", lines
+        )
+        n_per_cohort = embedding.labels["cohort"].value_counts()
+        section.add(
+            context.figure(
+                figure,
+                f"tsne_{feature_dir.model}",
+                f"t-SNE of {feature_dir.model} features ({kind}), at most "
+                f"{context.tsne_per_cohort:,} ECGs per cohort ({int(n_per_cohort.min()):,}–"
+                f"{int(n_per_cohort.max()):,} drawn, seed {context.seed}). {numbers}.",
+                f"t-SNE of {feature_dir.model} features",
+            )
+        )
+    return section
+
+
+def diagnostics_section(context: ReportContext) -> Section:
+    """Feature shift and subgroup metrics of the OOD heads."""
+    result = context.data.ood
+    section = Section("Feature shift and subgroups", "diagnostics")
+    if result is None:
+        return section.note("No out-of-distribution results: diagnostics skipped.")
+    shift = tables.shift_summary(result)
+    if shift.empty:
+        section.note("No feature-shift table was saved.")
+    else:
+        section.add(
+            TableBlock(
+                shift,
+                "Feature shift of each target cohort's centroid from the training cohort's, in "
+                "(floored) training-cohort SDs: median [min–max] over encoder seeds",
+            )
+        )
+    models = [m for m in (context.pair or ()) if (result.summary["model"] == m).any()]
+    models += sorted(set(result.summary.loc[result.summary["baseline"] == "untrained", "model"]))
+    if not models:
+        models = sorted(set(result.summary["model"]) - {"mean-predictor"})
+    subgroups = tables.subgroup_summary(result, models)
+    if subgroups.empty:
+        section.note("No subgroup metrics were saved.")
+    else:
+        counts = np.unique(subgroups.index.get_level_values("variable"))
+        section.add(
+            TableBlock(
+                subgroups,
+                "Out-of-distribution metric per subgroup (" + ", ".join(counts) + "), mean "
+                "over encoder seeds and runs; ECGs: median test ECGs per head",
+            )
+        )
+    return section

@@ -1,0 +1,269 @@
+"""The claims summary: verdict rules on hand-made result tables with known answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cape.protocols.results import ProtocolResult
+from cape.report.claims import (
+    AGREES,
+    DISAGREES,
+    INCONCLUSIVE,
+    NOT_MEASURED,
+    claims_from_data,
+    compared_models,
+)
+from cape.report.collect import PretrainRun, RunData
+from cape.report.identifiability import normalise_identifiability
+
+EMPTY = pd.DataFrame()
+
+
+def _runs(models: dict[str, str]) -> list[PretrainRun]:
+    return [
+        PretrainRun(model, 0, Path(model), {"batching": batching}, EMPTY)
+        for model, batching in models.items()
+    ]
+
+
+def _ood(
+    means: dict[str, dict[str, list[float]]],
+    p_values: dict[str, float] | None,
+    task: str = "age",
+    n_pairs: int = 20,
+    compare: tuple[str, str] | None = ("rnd", "ind"),
+    train: str = "A",
+) -> ProtocolResult:
+    """OOD tables: ``means[cohort][model]`` are per-encoder-seed means; p per cohort."""
+    metric = "mae" if task == "age" else "auroc"
+    rows, tests = [], []
+    for cohort, per_model in means.items():
+        for model, seed_means in per_model.items():
+            for seed, value in enumerate(seed_means):
+                rows.append(
+                    {
+                        "model": model,
+                        "baseline": "",
+                        "encoder_seed": seed,
+                        "setting": "out-of-distribution",
+                        "train_cohort": train,
+                        "test_cohort": cohort,
+                        "task": task,
+                        "metric": metric,
+                        "mean": value,
+                    }
+                )
+        if p_values is not None:
+            tests.append(
+                {
+                    "test": "wilcoxon_signed_rank",
+                    "scope": "all",
+                    "model_a": "rnd",
+                    "model_b": "ind",
+                    "setting": "out-of-distribution",
+                    "train_cohort": train,
+                    "test_cohort": cohort,
+                    "task": task,
+                    "metric": metric,
+                    "n": n_pairs,
+                    "p_value": p_values[cohort],
+                }
+            )
+    config = {"settings": {"protocol": "ood", "alpha": 0.05, "compare": compare}}
+    return ProtocolResult(
+        EMPTY, EMPTY, EMPTY, pd.DataFrame(rows), pd.DataFrame(tests), EMPTY, config=config
+    )
+
+
+def _data(ood: ProtocolResult | None = None, ident: pd.DataFrame | None = None) -> RunData:
+    return RunData(
+        run_dir=Path("run"),
+        pretrain_runs=_runs({"rnd": "random", "ind": "idb"}),
+        ood=ood,
+        identifiability=ident,
+    )
+
+
+def _claim(data: RunData, claim_id: str) -> dict:
+    (claim,) = [c for c in claims_from_data(data) if c["id"] == claim_id]
+    return claim
+
+
+def test_pair_comes_from_batching_not_names() -> None:
+    assert compared_models(_data()) == ("rnd", "ind")
+
+
+def test_compare_setting_picks_among_several_models() -> None:
+    data = _data(_ood({"B": {"rnd": [1.0]}}, None, compare=("ind2", "rnd")))
+    data.pretrain_runs = _runs({"rnd": "random", "ind": "idb", "ind2": "idb-mask"})
+    assert compared_models(data) == ("rnd", "ind2")
+
+
+def test_names_are_the_fallback_without_batching() -> None:
+    data = RunData(
+        run_dir=Path("run"), study={"pretrain": {"runs": [{"name": "idb"}, {"name": "random-x"}]}}
+    )
+    assert compared_models(data) == ("random-x", "idb")
+
+
+@pytest.mark.parametrize(
+    ("random_means", "idb_means", "p_value", "verdict"),
+    [
+        ([20.0, 22.0, 21.0], [8.0, 9.0, 8.5], 0.001, AGREES),
+        ([20.0, 22.0, 21.0], [8.0, 9.0, 8.5], 0.2, INCONCLUSIVE),
+        ([20.0, 7.0, 21.0], [8.0, 9.0, 8.5], 0.01, INCONCLUSIVE),  # one seed favours random
+        ([8.0, 9.0, 8.5], [20.0, 22.0, 21.0], 0.001, DISAGREES),
+    ],
+)
+def test_ood_age_cell_verdicts(
+    random_means: list[float], idb_means: list[float], p_value: float, verdict: str
+) -> None:
+    ood = _ood({"B": {"rnd": random_means, "ind": idb_means}}, {"B": p_value})
+    claim = _claim(_data(ood), "ood_age")
+    assert claim["verdict"] == verdict
+    (cell,) = claim["cells"]
+    assert cell["verdict"] == verdict
+    assert cell["random_mean"] == pytest.approx(sum(random_means) / 3)
+    assert (cell["idb_min"], cell["idb_max"]) == (min(idb_means), max(idb_means))
+    assert cell["p_value"] == p_value
+
+
+def test_seed_disagreement_is_named_in_the_reason() -> None:
+    ood = _ood({"B": {"rnd": [20.0, 7.0], "ind": [8.0, 9.0]}}, {"B": 0.01})
+    reason = _claim(_data(ood), "ood_age")["cells"][0]["reason"]
+    assert "1 of 2 favour IDB" in reason
+
+
+def test_sex_auroc_direction_is_higher_is_better() -> None:
+    ood = _ood({"B": {"rnd": [0.6, 0.62], "ind": [0.9, 0.92]}}, {"B": 0.001}, task="sex")
+    assert _claim(_data(ood), "ood_sex")["verdict"] == AGREES
+    ood = _ood({"B": {"rnd": [0.9, 0.92], "ind": [0.6, 0.62]}}, {"B": 0.001}, task="sex")
+    assert _claim(_data(ood), "ood_sex")["verdict"] == DISAGREES
+
+
+@pytest.mark.parametrize(
+    ("p_values", "verdict"),
+    [
+        ({"B": 0.001, "C": 0.001, "D": 0.5}, AGREES),  # 2 of 3 agree, none disagrees
+        ({"B": 0.001, "C": 0.5, "D": 0.5}, INCONCLUSIVE),  # 1 of 3 agrees
+    ],
+)
+def test_overall_needs_a_majority_of_target_cohorts(p_values: dict, verdict: str) -> None:
+    means = {c: {"rnd": [20.0, 21.0], "ind": [8.0, 9.0]} for c in p_values}
+    assert _claim(_data(_ood(means, p_values)), "ood_age")["verdict"] == verdict
+
+
+def test_one_disagreeing_cohort_blocks_agreement() -> None:
+    means = {
+        "B": {"rnd": [20.0, 21.0], "ind": [8.0, 9.0]},
+        "C": {"rnd": [20.0, 21.0], "ind": [8.0, 9.0]},
+        "D": {"rnd": [5.0, 6.0], "ind": [8.0, 9.0]},
+    }
+    claim = _claim(_data(_ood(means, {"B": 0.001, "C": 0.001, "D": 0.001})), "ood_age")
+    assert claim["verdict"] == INCONCLUSIVE
+    assert "2 of 3 target cohorts agree, 1 disagree" in claim["reason"]
+
+
+def test_too_few_pairs_for_significance_is_explained() -> None:
+    ood = _ood({"B": {"rnd": [20.0, 21.0], "ind": [8.0, 9.0]}}, {"B": 0.125}, n_pairs=4)
+    claim = _claim(_data(ood), "ood_age")
+    assert claim["verdict"] == INCONCLUSIVE
+    assert "smallest possible Wilcoxon p is 0.125" in claim["reason"]
+
+
+def test_missing_inputs() -> None:
+    assert _claim(_data(), "ood_age")["verdict"] == NOT_MEASURED
+    assert _claim(_data(), "identifiability")["verdict"] == NOT_MEASURED
+    no_tests = _ood({"B": {"rnd": [20.0, 21.0], "ind": [8.0, 9.0]}}, None)
+    claim = _claim(_data(no_tests), "ood_age")
+    assert claim["verdict"] == INCONCLUSIVE
+    assert "no paired" in claim["cells"][0]["reason"]
+
+
+def test_single_seed_gets_a_caveat() -> None:
+    ood = _ood({"B": {"rnd": [20.0], "ind": [8.0]}}, {"B": 0.001})
+    claim = _claim(_data(ood), "ood_age")
+    assert claim["verdict"] == AGREES
+    assert any("one encoder seed" in c for c in claim["caveats"])
+
+
+def _ident(values: dict[str, list[tuple[float, float, float]]]) -> pd.DataFrame:
+    rows = [
+        {
+            "model": model,
+            "encoder_seed": seed,
+            "by": "cohort",
+            "accuracy": acc,
+            "accuracy_low": low,
+            "accuracy_high": high,
+            "macro_auroc": 0.5,
+            "chance_majority": 0.4,
+            "chance_uniform": 1 / 3,
+        }
+        for model, seeds in values.items()
+        for seed, (acc, low, high) in enumerate(seeds)
+    ]
+    return normalise_identifiability(rows)
+
+
+@pytest.mark.parametrize(
+    ("random_acc", "idb_acc", "verdict"),
+    [
+        ([0.95, 0.97], [0.5, 0.55], AGREES),
+        ([0.95, 0.52], [0.5, 0.55], INCONCLUSIVE),
+        ([0.4, 0.45], [0.9, 0.95], DISAGREES),
+    ],
+)
+def test_identifiability_seed_ranges(random_acc: list, idb_acc: list, verdict: str) -> None:
+    table = _ident(
+        {
+            "rnd": [(a, a - 0.01, a + 0.01) for a in random_acc],
+            "ind": [(a, a - 0.01, a + 0.01) for a in idb_acc],
+        }
+    )
+    claim = _claim(_data(ident=table), "identifiability")
+    assert claim["verdict"] == verdict
+    assert "chance (majority cohort) 0.400" in claim["measured"]
+
+
+@pytest.mark.parametrize(
+    ("random_ci", "idb_ci", "verdict"),
+    [
+        ((0.9, 0.85, 0.95), (0.5, 0.45, 0.55), AGREES),
+        ((0.6, 0.5, 0.7), (0.55, 0.45, 0.65), INCONCLUSIVE),
+    ],
+)
+def test_identifiability_single_seed_uses_intervals(
+    random_ci: tuple, idb_ci: tuple, verdict: str
+) -> None:
+    claim = _claim(_data(ident=_ident({"rnd": [random_ci], "ind": [idb_ci]})), "identifiability")
+    assert claim["verdict"] == verdict
+    assert claim["caveats"]
+
+
+def test_several_training_cohorts_are_kept_apart() -> None:
+    from cape.report.collect import for_training_cohort
+
+    first = _ood({"B": {"rnd": [20.0, 21.0], "ind": [8.0, 9.0]}}, {"B": 0.001}, train="A")
+    second = _ood({"B": {"rnd": [8.0, 9.0], "ind": [8.5, 9.5]}}, {"B": 0.4}, train="C")
+    both = ProtocolResult(
+        EMPTY,
+        EMPTY,
+        EMPTY,
+        pd.concat([first.summary_by_seed, second.summary_by_seed], ignore_index=True),
+        pd.concat([first.tests, second.tests], ignore_index=True),
+        EMPTY,
+        config=first.config,
+    )
+    only_c = for_training_cohort(both, "C")
+    assert set(only_c.summary_by_seed["train_cohort"]) == {"C"}
+    assert list(only_c.tests["p_value"]) == [0.4]
+    claim = _claim(_data(both), "ood_age")
+    cells = {c["train_cohort"]: c for c in claim["cells"]}
+    assert (cells["A"]["verdict"], cells["C"]["verdict"]) == (AGREES, INCONCLUSIVE)
+    assert cells["C"]["random_mean"] == pytest.approx(8.5)
+    assert claim["verdict"] == INCONCLUSIVE  # 1 of 2 is not a majority
+    assert "A -> B" in claim["measured"] and "C -> B" in claim["measured"]
