@@ -107,6 +107,10 @@ class StudyRunner:
         return key, resuming, None
 
     def _finish(self, label: str, directory: Path, key: str) -> StageResult:
+        started = json.loads((directory / MARKER).read_text()).get("started")
+        if started:
+            seconds = (_dt.datetime.now(_dt.timezone.utc) - _dt.datetime.fromisoformat(started))
+            self.log(f"  {label}: finished in {seconds.total_seconds():.0f} s")
         stamp = f"{key}@{_now()}"
         (directory / MARKER).write_text(
             json.dumps({"key": key, "status": "done", "stamp": stamp, "finished": _now()})
@@ -155,7 +159,6 @@ class StudyRunner:
                     label, directory, key = futures[future]
                     future.result()
                     results[label] = self._finish(label, directory, key)
-                    self.log(f"[{stage_name}] {label}: done")
         return [results[job[0]] for job in jobs]
 
     def stage(
