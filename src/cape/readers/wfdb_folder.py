@@ -35,6 +35,7 @@ import wfdb
 from cape.errors import CapeError
 from cape.leads import unit_scale_to_mv
 from cape.readers.base import Reader, ReadTask
+from cape.readers.wfdb_fast import read_format16
 from cape.record import ECGRecord, Reason, Rejection, clean_age, normalise_sex
 
 logger = logging.getLogger(__name__)
@@ -152,12 +153,16 @@ def read_wfdb(record_path: Path) -> tuple[np.ndarray, float | None, list[str], s
     if not header_path.is_file():
         raise FileNotFoundError(f"WFDB header {header_path} not found")
     sampling_rate_hz = _header_sampling_rate(header_path)
-    record = wfdb.rdrecord(str(record_path))
-    if record.p_signal is None:
-        raise ValueError("record has no signal")
-    signal = np.asarray(record.p_signal, dtype=np.float64).T
-    lead_names = [str(name) for name in record.sig_name]
-    units = [str(unit) for unit in record.units]
+    fast = read_format16(record_path)  # ~10x faster than wfdb for PTB-XL / MIMIC-style files
+    if fast is not None:
+        signal, _, lead_names, units = fast
+    else:
+        record = wfdb.rdrecord(str(record_path))
+        if record.p_signal is None:
+            raise ValueError("record has no signal")
+        signal = np.asarray(record.p_signal, dtype=np.float64).T
+        lead_names = [str(name) for name in record.sig_name]
+        units = [str(unit) for unit in record.units]
     if len(set(units)) == 1:
         return signal, sampling_rate_hz, lead_names, units[0]
     scales = np.array([unit_scale_to_mv(unit) for unit in units])
