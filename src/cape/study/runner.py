@@ -86,7 +86,7 @@ class StudyRunner:
 
     # -- caching ------------------------------------------------------------------------
     def _prepare(
-        self, label: str, stage_name: str, directory: Path, inputs: Any
+        self, label: str, stage_name: str, directory: Path, inputs: Any, queued: bool = False
     ) -> tuple[str, bool, StageResult | None]:
         """Key of a stage, whether it resumes, and its result if it can be skipped."""
         key = content_hash({"stage": stage_name, "inputs": inputs, "schema": 1})
@@ -102,14 +102,18 @@ class StudyRunner:
         if directory.exists() and not resuming:
             shutil.rmtree(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        marker_path.write_text(json.dumps({"key": key, "status": "running", "started": _now()}))
-        self.log(f"[{stage_name}] {label}: {'resuming' if resuming else 'running'}")
+        state = {"key": key, "status": "running"}
+        if not queued:
+            state["started"] = _now()
+        marker_path.write_text(json.dumps(state))
+        verb = "resuming" if resuming else "running"
+        self.log(f"[{stage_name}] {label}: {verb}{' (queued)' if queued else ''}")
         return key, resuming, None
 
     def _finish(self, label: str, directory: Path, key: str) -> StageResult:
         started = json.loads((directory / MARKER).read_text()).get("started")
         if started:
-            seconds = (_dt.datetime.now(_dt.timezone.utc) - _dt.datetime.fromisoformat(started))
+            seconds = _dt.datetime.now(_dt.timezone.utc) - _dt.datetime.fromisoformat(started)
             self.log(f"  {label}: finished in {seconds.total_seconds():.0f} s")
         stamp = f"{key}@{_now()}"
         (directory / MARKER).write_text(
@@ -134,8 +138,11 @@ class StudyRunner:
         """
         results: dict[str, StageResult] = {}
         pending = []
+        began = _dt.datetime.now(_dt.timezone.utc)
         for label, directory, inputs, function, args in jobs:
-            key, resuming, done = self._prepare(label, stage_name, directory, inputs)
+            key, resuming, done = self._prepare(
+                label, stage_name, directory, inputs, queued=workers > 1
+            )
             if done is not None:
                 results[label] = done
             else:
@@ -159,6 +166,8 @@ class StudyRunner:
                     label, directory, key = futures[future]
                     future.result()
                     results[label] = self._finish(label, directory, key)
+                    elapsed = (_dt.datetime.now(_dt.timezone.utc) - began).total_seconds()
+                    self.log(f"  {label}: finished ({elapsed:.0f} s into the {stage_name} stage)")
         return [results[job[0]] for job in jobs]
 
     def stage(
