@@ -119,3 +119,29 @@ def test_public_study_on_files_in_the_real_layouts(tmp_path: Path):
     composition = pd.read_parquet(out / "evaluation" / "composition" / "results.parquet")
     assert "superclass" in set(composition["task"])
     assert (out / "report" / "report.html").is_file()
+
+
+@pytest.mark.slow
+def test_artefact_sweep_runs_one_study_per_value(tmp_path: Path):
+    overrides = [
+        "sweep={key: simulate.artefact_strength, values: [0.0, 1.0]}",
+        "simulate.scale=0.05",
+        "report=false",
+        "evaluate.ood.runs=2",
+        "evaluate.ood.test_n=50",
+    ]
+    config = load_study("demo-quick", overrides)
+    out = StudyRunner(config, tmp_path / "sweep", progress=False, log=lambda _: None).run()
+    summary = pd.read_csv(out / "sweep" / "summary.csv")
+    assert sorted(summary["artefact_strength"].unique()) == [0.0, 1.0]
+    assert {"ood_gap_age_mae", "cohort_identifiability"} <= set(summary["quantity"])
+    assert (out / "sweep" / "sweep.png").stat().st_size > 1000
+    assert (out / "sweep" / "artefact_strength=0.0" / "evaluation" / "ood").is_dir()
+    # the sub-studies really differ: the simulator was asked for other devices
+    truth = [
+        (
+            out / "sweep" / f"artefact_strength={v}" / "data" / "_truth" / "simulation.yaml"
+        ).read_text()
+        for v in ("0.0", "1.0")
+    ]
+    assert "artefact_strength: 0.0" in truth[0] and "artefact_strength: 1.0" in truth[1]

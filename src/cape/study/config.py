@@ -137,10 +137,18 @@ class ReportSection(_Section):
     seed: int = 0
 
 
+class SweepSection(_Section):
+    """Run the whole study once per value of one setting (e.g. ``simulate.artefact_strength``)."""
+
+    key: str = Field(..., description="dotted path of the setting to vary")
+    values: list[Any] = Field(..., min_length=1)
+
+
 class StudyConfig(_Section):
     """A whole study; see the module docstring."""
 
     name: str = "study"
+    sweep: SweepSection | None = None
     simulate: SimulateSection | None = None
     cohorts: list[CohortSource] = Field(default_factory=list)
     splits: SplitSection = Field(default_factory=SplitSection)

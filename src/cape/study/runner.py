@@ -190,6 +190,17 @@ class StudyRunner:
         from cape.study import stages
 
         self.out.mkdir(parents=True, exist_ok=True)
+        if self.config.sweep is not None:
+            from cape.study.sweep import run_sweep
+
+            (self.out / "study.yaml").write_text(
+                yaml.safe_dump(self.config.model_dump(mode="json"), sort_keys=False)
+            )
+
+            def run_one(config: StudyConfig, out: Path) -> Path:
+                return StudyRunner(config, out, self.force, self.progress, log=self.log).run()
+
+            return run_sweep(self, run_one)
         (self.out / "study.yaml").write_text(
             yaml.safe_dump(self.config.model_dump(mode="json"), sort_keys=False)
         )
