@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import fcntl
+import hashlib
 import json
 import logging
 import math
@@ -92,10 +93,21 @@ class IngestSummary:
         return "\n".join(lines)
 
 
-def shard_name(cohort: str, task_key: str) -> str:
-    """File-system-safe shard name for a cohort's task."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{cohort}__{task_key}")
-    return safe[:200]
+def shard_name(cohort: str, task: ReadTask, source: str, options: dict[str, Any]) -> str:
+    """File-system-safe shard name for a cohort's task.
+
+    The name carries a digest of the source, the reader options and the task's
+    payload, so a task is only "already stored" if the very same inputs were
+    read before: a second source for the same cohort, other reader options, or
+    a folder that gained files give new shards (and repeated record ids end up
+    as ``duplicate_id`` in the quarantine, never silently skipped).
+    """
+    identity = json.dumps(
+        [source, {k: str(v) for k, v in sorted(options.items())}, task.key, repr(task.payload)]
+    )
+    digest = hashlib.sha1(identity.encode()).hexdigest()[:10]
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{cohort}__{task.key}")
+    return f"{safe[:180]}__{digest}"
 
 
 @contextmanager
@@ -338,7 +350,7 @@ def ingest_reader(
         }
         previous = header["cohorts"].get(cohort)
         if previous is not None:
-            for key in ("mains_hz", "preprocessing"):
+            for key in ("mains_hz", "preprocessing", "qc"):
                 if previous.get(key) != entry[key]:
                     raise CapeError(
                         f"cohort {cohort!r} is already in {store_path} with {key}="
@@ -362,7 +374,8 @@ def ingest_reader(
         tasks = reader.tasks()
         done = committed_shards(store_path)
         summary = IngestSummary(tasks_total=len(tasks))
-        todo = [(t, shard_name(cohort, t.key)) for t in tasks]
+        source_key = str(Path(source).resolve())
+        todo = [(t, shard_name(cohort, t, source_key, dict(reader_options))) for t in tasks]
         pending = [(t, n) for t, n in todo if n not in done]
         summary.tasks_skipped = len(todo) - len(pending)
         total_items = sum(t.n_items for t, _ in pending)
@@ -424,7 +437,7 @@ def _run_pool(
 
 def _single_thread() -> None:
     # One BLAS/OpenMP thread per worker: on few shared cores more threads collapse throughput.
-    import os
+    # numpy is already loaded in a forked worker, so environment variables are too late.
+    from threadpoolctl import threadpool_limits
 
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = "1"
+    threadpool_limits(1)

@@ -119,8 +119,20 @@ class PatientTable:
         usable = np.isin(cohort, chosen) & patient.notna().to_numpy()
         patient_str = patient.astype(str).to_numpy()
         usable &= patient_str != ""
-        if exclude_splits and "split" in manifest:
-            usable &= ~manifest["split"].isin(list(exclude_splits)).to_numpy()
+        if exclude_splits:
+            # Leaving out e.g. test patients means nothing if some ECGs have no split yet:
+            # a later `cape split` could put patients already seen here in the test split.
+            split = (
+                manifest["split"] if "split" in manifest else pd.Series(None, index=manifest.index)
+            )
+            unsplit = usable & split.isna().to_numpy()
+            if unsplit.any():
+                raise CapeError(
+                    f"{int(unsplit.sum())} ECGs of the chosen cohorts have no split, so "
+                    f"exclude_splits={list(exclude_splits)} cannot be honoured; run `cape split` "
+                    "on the store first (or set exclude_splits=[] to pretrain on everything)"
+                )
+            usable &= ~split.isin(list(exclude_splits)).to_numpy()
         frame = pd.DataFrame(
             {
                 "cohort": cohort[usable],

@@ -135,6 +135,24 @@ def rebuild_manifest(path: Path) -> pd.DataFrame:
             old_key = old["cohort"].astype(str) + "\x00" + old["record_id"].astype(str)
             carried = pd.Series(old["split"].to_numpy(), index=old_key.to_numpy())
             manifest["split"] = key.map(carried).where(lambda s: s.notna(), manifest["split"])
+            # New ECGs of a patient who already has a split join that split.
+            old_patients = pd.read_parquet(old_path, columns=["cohort", "patient_id", "split"])
+            old_patients = old_patients.dropna(subset=["split"]).drop_duplicates(
+                ["cohort", "patient_id"]
+            )
+            patient_key = (
+                manifest["cohort"].astype(str) + "\x00" + manifest["patient_id"].astype(str)
+            )
+            by_patient = pd.Series(
+                old_patients["split"].to_numpy(),
+                index=(
+                    old_patients["cohort"].astype(str)
+                    + "\x00"
+                    + old_patients["patient_id"].astype(str)
+                ).to_numpy(),
+            )
+            missing = manifest["split"].isna()
+            manifest.loc[missing, "split"] = patient_key[missing].map(by_patient)
     manifest = manifest.sort_values(["cohort", "shard", "row"], kind="stable").reset_index(
         drop=True
     )
@@ -205,7 +223,9 @@ class ShardWriter:
         part_dir = self.store_path / PART_DIR
         quarantine = pd.DataFrame(list(rejections), columns=QUARANTINE_COLUMNS)
         write_parquet_atomic(quarantine, part_dir / f"{self.name}.quarantine.parquet")
-        manifest = pd.DataFrame(self.rows)
+        manifest = (
+            pd.DataFrame(self.rows) if self.rows else pd.DataFrame(columns=MANIFEST_CORE_COLUMNS)
+        )
         if "split" not in manifest:
             manifest["split"] = None
         # The manifest part is written last: its existence marks the shard committed.
@@ -393,6 +413,10 @@ def create_store_from_arrays(
         ValueError: shapes disagree or values exceed the int16 microvolt range.
     """
     path = Path(path)
+    if path.exists() and any(path.iterdir()):
+        raise ValueError(
+            f"{path} exists and is not empty; write a new store into an empty directory"
+        )
     signals_mv = np.asarray(signals_mv)
     if signals_mv.ndim != 3 or signals_mv.shape[1:] != (N_LEADS, SLOT_SAMPLES):
         raise ValueError(f"signals must be (n, 8, 4000), got {signals_mv.shape}")

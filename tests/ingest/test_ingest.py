@@ -224,3 +224,67 @@ def test_cli_ingest_split_describe(source: Path, tmp_path: Path, capsys):
     )
     assert "| cohort |" in (tmp_path / "t.md").read_text()
     assert cape_main(["describe", str(tmp_path / "nothing")]) == 1
+
+
+def test_second_source_for_a_cohort_adds_its_records(source: Path, tmp_path: Path):
+    out = tmp_path / "store"
+    ingest("wfdb", source, "c1", out, mains_hz=50.0, progress=False)
+    other = tmp_path / "other"
+    (other / "rec").mkdir(parents=True)
+    _write(other / "rec", "extra0", _ecg(40))
+    _write(other / "rec", "good1", _ecg(41))  # an id the cohort already has
+    pd.DataFrame(
+        [
+            {
+                "path": "rec/extra0",
+                "record_id": "extra0",
+                "patient_id": "p0",
+                "age": 30.0,
+                "sex": "F",
+            },
+            {
+                "path": "rec/good1",
+                "record_id": "good1",
+                "patient_id": "p0",
+                "age": 30.0,
+                "sex": "F",
+            },
+        ]
+    ).to_csv(other / "metadata.csv", index=False)
+    summary = ingest("wfdb", other, "c1", out, mains_hz=50.0, progress=False)
+    assert summary.tasks_skipped == 0 and summary.stored == 2
+    store = CohortStore.open(out)
+    assert "extra0" in set(store.manifest["record_id"])
+    quarantine = store.quarantine()
+    dupes = quarantine[quarantine["reason"] == "duplicate_id"]
+    assert set(dupes["record_id"]) == {"good0", "good1"}
+
+
+def test_every_record_rejected_in_a_fresh_store(tmp_path: Path):
+    folder = tmp_path / "bad"
+    (folder / "rec").mkdir(parents=True)
+    _write(folder / "rec", "six", _ecg(1)[:, :6], leads=LEADS12[:6])
+    pd.DataFrame([{"path": "rec/six", "record_id": "six", "patient_id": "p", "age": 50.0}]).to_csv(
+        folder / "metadata.csv", index=False
+    )
+    summary = ingest("wfdb", folder, "c1", tmp_path / "store", mains_hz=50.0, progress=False)
+    assert summary.stored == 0 and summary.quarantined["missing_leads"] == 1
+    store = CohortStore.open(tmp_path / "store")
+    assert len(store) == 0 and len(store.quarantine()) == 1
+
+
+def test_new_ecgs_of_a_split_patient_join_their_split(source: Path, tmp_path: Path):
+    out = tmp_path / "store"
+    ingest("wfdb", source, "c1", out, mains_hz=50.0, progress=False)
+    assert cape_main(["split", str(out)]) == 0
+    before = CohortStore.open(out).manifest
+    split_of_p0 = before.loc[before["patient_id"] == "p0", "split"].iloc[0]
+    other = tmp_path / "other"
+    (other / "rec").mkdir(parents=True)
+    _write(other / "rec", "later", _ecg(50))
+    pd.DataFrame(
+        [{"path": "rec/later", "record_id": "later", "patient_id": "p0", "age": 51.0}]
+    ).to_csv(other / "metadata.csv", index=False)
+    ingest("wfdb", other, "c1", out, mains_hz=50.0, progress=False)
+    after = CohortStore.open(out).manifest
+    assert after.loc[after["record_id"] == "later", "split"].iloc[0] == split_of_p0

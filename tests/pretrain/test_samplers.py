@@ -39,7 +39,7 @@ def test_table_keeps_patients_with_two_ecgs_outside_excluded_splits() -> None:
 
 def test_same_patient_id_in_two_cohorts_is_two_patients() -> None:
     frame = pd.DataFrame(
-        {"cohort": ["a", "a", "b", "b"], "patient_id": ["P1"] * 4, "split": [None] * 4}
+        {"cohort": ["a", "a", "b", "b"], "patient_id": ["P1"] * 4, "split": ["train"] * 4}
     )
     table = PatientTable.from_manifest(frame)
     assert table.n_patients == 2
@@ -48,7 +48,7 @@ def test_same_patient_id_in_two_cohorts_is_two_patients() -> None:
 
 def test_missing_patient_ids_are_not_paired() -> None:
     frame = pd.DataFrame({"cohort": ["a"] * 4, "patient_id": [None, None, "x", "x"]})
-    table = PatientTable.from_manifest(frame)
+    table = PatientTable.from_manifest(frame, exclude_splits=())
     assert table.n_patients == 1 and list(table.records) == [2, 3]
 
 
@@ -58,7 +58,7 @@ def test_table_errors() -> None:
         PatientTable.from_manifest(frame, cohorts=["a", "zz"])
     single = pd.DataFrame({"cohort": ["a", "a"], "patient_id": ["1", "2"]})
     with pytest.raises(CapeError, match="no patient with at least two ECGs"):
-        PatientTable.from_manifest(single)
+        PatientTable.from_manifest(single, exclude_splits=())
 
 
 def test_pairs_are_two_distinct_ecgs_of_the_patient_and_seeded() -> None:
@@ -74,7 +74,7 @@ def test_pairs_are_two_distinct_ecgs_of_the_patient_and_seeded() -> None:
 
 def test_pairs_are_uniform_over_ordered_pairs() -> None:
     frame = pd.DataFrame({"cohort": ["a"] * 3, "patient_id": ["x"] * 3})
-    table = PatientTable.from_manifest(frame)
+    table = PatientTable.from_manifest(frame, exclude_splits=())
     counts = Counter(tuple(draw_pairs(table, 0, epoch)[0]) for epoch in range(3000))
     assert set(counts) == {(0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1)}
     assert all(abs(c - 500) < 100 for c in counts.values())  # ~5 sd of a binomial(3000, 1/6)
@@ -163,3 +163,11 @@ def test_keys_cover_the_epoch_and_resume_mid_epoch() -> None:
         assert resumed.step == original.step
         np.testing.assert_array_equal(resumed.record_a, original.record_a)
         np.testing.assert_array_equal(resumed.positions, original.positions)
+
+
+def test_unsplit_ecgs_cannot_honour_exclusions() -> None:
+    frame = pd.DataFrame({"cohort": ["a"] * 4, "patient_id": ["x", "x", "y", "y"],
+                          "split": ["train", "train", None, None]})
+    with pytest.raises(CapeError, match="have no split"):
+        PatientTable.from_manifest(frame)
+    assert PatientTable.from_manifest(frame, exclude_splits=()).n_patients == 2

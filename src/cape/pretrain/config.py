@@ -91,7 +91,7 @@ class PretrainConfig(BaseModel):
     cohorts: list[str] | None = Field(
         default=None, description="cohorts to pretrain on (null: all)"
     )
-    exclude_splits: list[str] = Field(
+    exclude_splits: list[Literal["train", "val", "test"]] = Field(
         default_factory=lambda: ["test"], description="splits left out of pretraining"
     )
     batching: Literal["random", "idb", "idb-mask"] = Field(

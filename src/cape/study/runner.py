@@ -164,7 +164,10 @@ class StudyRunner:
                 }
                 for future in as_completed(futures):
                     label, directory, key = futures[future]
-                    future.result()
+                    if future.exception() is not None:
+                        # Fail now, not after hours of queued jobs; they resume next time.
+                        pool.shutdown(wait=False, cancel_futures=True)
+                        raise future.exception()  # type: ignore[misc]
                     results[label] = self._finish(label, directory, key)
                     elapsed = (_dt.datetime.now(_dt.timezone.utc) - began).total_seconds()
                     self.log(f"  {label}: finished ({elapsed:.0f} s into the {stage_name} stage)")

@@ -72,9 +72,12 @@ def simulate_stage(runner: StudyRunner) -> tuple[list[CohortInput], StageResult 
             overwrite=True,
         )
 
-    result = runner.stage(
-        "synthetic cohorts", "simulate", directory, section.model_dump(mode="json"), work
-    )
+    # The key holds the resolved simulator spec, so editing a spec file reruns the stage.
+    inputs = {
+        "section": section.model_dump(mode="json"),
+        "spec": simulation_spec(section).model_dump(mode="json"),
+    }
+    result = runner.stage("synthetic cohorts", "simulate", directory, inputs, work)
     listing = yaml.safe_load((directory / "cohorts.yaml").read_text())
     cohorts = [
         CohortInput(c["name"], c["format"], directory / c["path"], c.get("mains_hz"), {})
