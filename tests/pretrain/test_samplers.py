@@ -166,8 +166,13 @@ def test_keys_cover_the_epoch_and_resume_mid_epoch() -> None:
 
 
 def test_unsplit_ecgs_cannot_honour_exclusions() -> None:
-    frame = pd.DataFrame({"cohort": ["a"] * 4, "patient_id": ["x", "x", "y", "y"],
-                          "split": ["train", "train", None, None]})
+    frame = pd.DataFrame(
+        {
+            "cohort": ["a"] * 4,
+            "patient_id": ["x", "x", "y", "y"],
+            "split": ["train", "train", None, None],
+        }
+    )
     with pytest.raises(CapeError, match="have no split"):
         PatientTable.from_manifest(frame)
     assert PatientTable.from_manifest(frame, exclude_splits=()).n_patients == 2

@@ -91,7 +91,7 @@ def test_public_study_on_files_in_the_real_layouts(tmp_path: Path):
     from cape.simulator.presets import preset
 
     spec = preset("tiny")
-    cohorts = [c.model_copy(update={"n_patients": 40}) for c in spec.cohorts]
+    cohorts = [c.model_copy(update={"n_patients": 90}) for c in spec.cohorts]
     spec = spec.model_copy(
         update={"cohorts": [c for c in cohorts if c.name in {"serra", "linden"}]}
     )
@@ -133,7 +133,7 @@ def test_artefact_sweep_runs_one_study_per_value(tmp_path: Path):
     config = load_study("demo-quick", overrides)
     out = StudyRunner(config, tmp_path / "sweep", progress=False, log=lambda _: None).run()
     summary = pd.read_csv(out / "sweep" / "summary.csv")
-    assert sorted(summary["artefact_strength"].unique()) == [0.0, 1.0]
+    assert sorted(summary["simulate.artefact_strength"].unique()) == [0.0, 1.0]
     assert {"ood_gap_age_mae", "cohort_identifiability"} <= set(summary["quantity"])
     assert (out / "sweep" / "sweep.png").stat().st_size > 1000
     assert (out / "sweep" / "artefact_strength=0.0" / "evaluation" / "ood").is_dir()
