@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from cape.errors import CapeError
 from cape.record import ECGRecord, Rejection
 
 
@@ -61,3 +62,70 @@ class Reader(ABC):
         file and the problem instead. May raise for a task-wide failure that
         makes the whole source unusable.
         """
+
+
+class FileReader(Reader):
+    """A reader whose inputs are one ECG per file (DICOM, MUSE XML), found by suffix.
+
+    The source is a folder searched recursively, or one file. Tasks are groups
+    of ``files_per_task`` files (option, default 20) in sorted path order;
+    subclasses set :attr:`suffix` and implement :meth:`read_file`.
+
+    Raises:
+        CapeError: an unknown option, a missing source, or a folder without such files.
+    """
+
+    suffix: ClassVar[str]
+    known_options: ClassVar[frozenset[str]] = frozenset({"files_per_task"})
+
+    def __init__(self, source: str | Path, cohort: str, **options: Any) -> None:
+        super().__init__(source, cohort, **options)
+        name = self.format_name
+        unknown = sorted(set(options) - self.known_options)
+        if unknown:
+            raise CapeError(
+                f"{name} reader: unknown option(s) {unknown}; known: {sorted(self.known_options)}"
+            )
+        files_per_task = options.get("files_per_task", 20)
+        if (
+            isinstance(files_per_task, bool)
+            or not str(files_per_task).isdigit()
+            or int(files_per_task) < 1
+        ):
+            raise CapeError(
+                f"{name} reader: files_per_task must be an integer >= 1, got {files_per_task!r}"
+            )
+        self.files_per_task = int(files_per_task)
+        if not self.source.exists():
+            raise CapeError(f"{name} reader: source {self.source} does not exist")
+        if self.source.is_dir() and next(self._files(), None) is None:
+            raise CapeError(f"{name} reader: no {self.suffix} files under {self.source}")
+
+    def _files(self) -> Iterator[Path]:
+        if self.source.is_file():
+            yield self.source
+            return
+        for path in self.source.rglob("*"):
+            if path.is_file() and path.suffix.lower() == self.suffix:
+                yield path
+
+    def tasks(self) -> list[ReadTask]:
+        """Groups of ``files_per_task`` files, in sorted path order."""
+        files = sorted(str(p) for p in self._files())
+        size = self.files_per_task
+        return [
+            ReadTask(
+                key=f"files-{start:06d}-{min(start + size, len(files)) - 1:06d}",
+                payload=files[start : start + size],
+                n_items=len(files[start : start + size]),
+            )
+            for start in range(0, len(files), size)
+        ]
+
+    def read(self, task: ReadTask) -> Iterator[ECGRecord | Rejection]:
+        for file_name in task.payload:
+            yield self.read_file(Path(file_name))
+
+    @abstractmethod
+    def read_file(self, path: Path) -> ECGRecord | Rejection:
+        """One file -> a record, or a rejection saying what is wrong with it."""

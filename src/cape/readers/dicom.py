@@ -21,22 +21,19 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pydicom
 
-from cape.errors import CapeError
 from cape.leads import unit_scale_to_mv
-from cape.readers.base import Reader, ReadTask
-from cape.readers.wfdb_folder import positive_int_option, to_json
+from cape.readers.base import FileReader
+from cape.readers.wfdb_folder import to_json
 from cape.record import ECGRecord, Reason, Rejection, normalise_sex
 
 logger = logging.getLogger(__name__)
 
-_OPTIONS = {"files_per_task"}
 # DICOM Age String (AS): nnnD, nnnW, nnnM or nnnY.
 _AGE_STRING = re.compile(r"^\s*(\d{1,3})\s*([DWMY])\s*$", re.IGNORECASE)
 _DAYS_PER_YEAR = 365.25
@@ -105,7 +102,7 @@ def _choose_group(ds: Any) -> int:
     return max(candidates, key=lambda i: int(groups[i].get("NumberOfWaveformSamples", 0) or 0))
 
 
-class DicomReader(Reader):
+class DicomReader(FileReader):
     """Reads DICOM ECG waveform files.
 
     Metadata: ``PatientID`` (required), ``PatientSex``, ``PatientAge`` (or
@@ -125,42 +122,7 @@ class DicomReader(Reader):
 
     format_name = "dicom"
 
-    def __init__(self, source: str | Path, cohort: str, **options: Any) -> None:
-        super().__init__(source, cohort, **options)
-        unknown = sorted(set(options) - _OPTIONS)
-        if unknown:
-            raise CapeError(f"dicom reader: unknown option(s) {unknown}; known: {sorted(_OPTIONS)}")
-        self.files_per_task = positive_int_option(
-            "files_per_task", options.get("files_per_task", 20), "dicom"
-        )
-        if not self.source.exists():
-            raise CapeError(f"dicom reader: source {self.source} does not exist")
-        if self.source.is_dir() and next(self._files(), None) is None:
-            raise CapeError(f"dicom reader: no .dcm files under {self.source}")
-
-    def _files(self) -> Iterator[Path]:
-        if self.source.is_file():
-            yield self.source
-            return
-        for path in self.source.rglob("*"):
-            if path.is_file() and path.suffix.lower() == ".dcm":
-                yield path
-
-    def tasks(self) -> list[ReadTask]:
-        """Groups of ``files_per_task`` files, in sorted path order."""
-        files = sorted(str(p) for p in self._files())
-        return [
-            ReadTask(
-                key=f"files-{start:06d}-{min(start + self.files_per_task, len(files)) - 1:06d}",
-                payload=files[start : start + self.files_per_task],
-                n_items=len(files[start : start + self.files_per_task]),
-            )
-            for start in range(0, len(files), self.files_per_task)
-        ]
-
-    def read(self, task: ReadTask) -> Iterator[ECGRecord | Rejection]:
-        for file_name in task.payload:
-            yield self.read_file(Path(file_name))
+    suffix = ".dcm"
 
     def read_file(self, path: Path) -> ECGRecord | Rejection:
         """One DICOM file -> a record, or a rejection saying what is wrong with it."""

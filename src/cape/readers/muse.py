@@ -40,21 +40,18 @@ import datetime as dt
 import logging
 import math
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cape.errors import CapeError
 from cape.leads import unit_scale_to_mv
-from cape.readers.base import Reader, ReadTask
-from cape.readers.wfdb_folder import positive_int_option, to_json
+from cape.readers.base import FileReader
+from cape.readers.wfdb_folder import to_json
 from cape.record import ECGRecord, Reason, Rejection, clean_age, normalise_sex
 
 logger = logging.getLogger(__name__)
 
-_OPTIONS = {"files_per_task"}
 _DAYS_PER_YEAR = 365.25
 _AGE_UNIT_YEARS = {
     "YEARS": 1.0,
@@ -108,7 +105,7 @@ def decode_lead(text: str) -> np.ndarray:
     return np.frombuffer(raw, dtype="<i2")
 
 
-class MuseReader(Reader):
+class MuseReader(FileReader):
     """Reads GE MUSE XML exports.
 
     Metadata: ``PatientID`` (required), ``PatientAge`` + ``AgeUnits`` (or
@@ -128,42 +125,7 @@ class MuseReader(Reader):
 
     format_name = "muse"
 
-    def __init__(self, source: str | Path, cohort: str, **options: Any) -> None:
-        super().__init__(source, cohort, **options)
-        unknown = sorted(set(options) - _OPTIONS)
-        if unknown:
-            raise CapeError(f"muse reader: unknown option(s) {unknown}; known: {sorted(_OPTIONS)}")
-        self.files_per_task = positive_int_option(
-            "files_per_task", options.get("files_per_task", 20), "muse"
-        )
-        if not self.source.exists():
-            raise CapeError(f"muse reader: source {self.source} does not exist")
-        if self.source.is_dir() and next(self._files(), None) is None:
-            raise CapeError(f"muse reader: no .xml files under {self.source}")
-
-    def _files(self) -> Iterator[Path]:
-        if self.source.is_file():
-            yield self.source
-            return
-        for path in self.source.rglob("*"):
-            if path.is_file() and path.suffix.lower() == ".xml":
-                yield path
-
-    def tasks(self) -> list[ReadTask]:
-        """Groups of ``files_per_task`` files, in sorted path order."""
-        files = sorted(str(p) for p in self._files())
-        return [
-            ReadTask(
-                key=f"files-{start:06d}-{min(start + self.files_per_task, len(files)) - 1:06d}",
-                payload=files[start : start + self.files_per_task],
-                n_items=len(files[start : start + self.files_per_task]),
-            )
-            for start in range(0, len(files), self.files_per_task)
-        ]
-
-    def read(self, task: ReadTask) -> Iterator[ECGRecord | Rejection]:
-        for file_name in task.payload:
-            yield self.read_file(Path(file_name))
+    suffix = ".xml"
 
     def read_file(self, path: Path) -> ECGRecord | Rejection:
         """One MUSE XML file -> a record, or a rejection saying what is wrong with it."""
