@@ -145,3 +145,15 @@ def test_artefact_sweep_runs_one_study_per_value(tmp_path: Path):
         for v in ("0.0", "1.0")
     ]
     assert "artefact_strength: 0.0" in truth[0] and "artefact_strength: 1.0" in truth[1]
+
+
+def test_demo_composition_flag_adds_per_cohort_models():
+    from cape.commands.demo import with_composition
+
+    config = with_composition(load_study("demo"))
+    names = [run.name for run in config.pretrain.runs]
+    assert names[:2] == ["random", "idb"]
+    assert {"only-harbor", "only-serra", "only-jade", "only-meadow", "only-linden"} <= set(names)
+    only = next(run for run in config.pretrain.runs if run.name == "only-jade")
+    assert only.settings["cohorts"] == ["jade"]
+    assert config.evaluate.composition is not None and config.evaluate.ood is not None

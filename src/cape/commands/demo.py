@@ -23,6 +23,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="run directory")
     parser.add_argument("--quick", action="store_true", help="tiny cohorts, 1 epoch, 1 seed")
     parser.add_argument(
+        "--composition",
+        action="store_true",
+        help="also pretrain one model per cohort and run the composition matrix (Fig. 2); "
+        "adds ~10 minutes (~2 with --quick)",
+    )
+    parser.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -43,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
         args.out if not (args.quick and args.out == Path("runs/demo")) else Path("runs/demo-quick")
     )
     config = load_study(name, args.overrides)
+    if args.composition:
+        config = with_composition(config)
     run_dir = run_study(config, out, force=set(args.force), progress=not args.no_progress)
     print()
     try:
@@ -60,3 +68,30 @@ def run(args: argparse.Namespace) -> int:
     if report.is_file():
         print(f"report: {report}")
     return 0
+
+
+def with_composition(config: Any) -> Any:
+    """The study plus one pretraining run per cohort and the composition-matrix protocol.
+
+    A model pretrained on one cohort has single-cohort batches whatever the
+    batching, so these runs use random batching; the models on all cohorts are
+    the study's own runs. One encoder seed each (the first seed of the first run).
+    """
+    from cape.study.config import CompositionSection, HeadSettings, PretrainRunSpec
+    from cape.study.stages import simulation_spec
+
+    cohorts = [c.name for c in simulation_spec(config.simulate).cohorts]
+    seed = config.pretrain.runs[0].seeds[0]
+    runs = list(config.pretrain.runs) + [
+        PretrainRunSpec(
+            name=f"only-{c}", settings={"batching": "random", "cohorts": [c]}, seeds=[seed]
+        )
+        for c in cohorts
+    ]
+    head = config.evaluate.ood.head if config.evaluate.ood else HeadSettings()
+    composition = CompositionSection(
+        tasks=["age", "sex"], runs=3, sizes=(1000, 150, 250), head=head
+    )
+    pretrain = config.pretrain.model_copy(update={"runs": runs})
+    evaluate = config.evaluate.model_copy(update={"composition": composition})
+    return config.model_copy(update={"pretrain": pretrain, "evaluate": evaluate})
