@@ -52,17 +52,13 @@ def run(args: argparse.Namespace) -> int:
     if args.composition:
         config = with_composition(config)
     run_dir = run_study(config, out, force=set(args.force), progress=not args.no_progress)
-    print()
-    try:
-        from cape.report import summarise_claims
-    except ImportError:  # pragma: no cover - report module missing
-        summarise_claims = None
-    if summarise_claims is not None:
-        print("What this run says about the paper's claims:")
-        for claim in summarise_claims(run_dir):
-            print(f"- {claim['claim']}")
-            print(f"    measured: {claim.get('measured', '')}")
-            print(f"    verdict:  {claim['verdict'].upper()} — {claim.get('reason', '')}")
+    from cape.report import summarise_claims
+
+    print("\nWhat this run says about the paper's claims:")
+    for claim in summarise_claims(run_dir):
+        print(f"- {claim['claim']}")
+        print(f"    measured: {claim.get('measured', '')}")
+        print(f"    verdict:  {claim['verdict'].upper()} — {claim.get('reason', '')}")
     report = run_dir / "report" / "report.html"
     print(f"\nrun directory: {run_dir}")
     if report.is_file():

@@ -92,7 +92,8 @@ class PretrainConfig(BaseModel):
         default=None, description="cohorts to pretrain on (null: all)"
     )
     exclude_splits: list[Literal["train", "val", "test"]] = Field(
-        default_factory=lambda: ["test"], description="splits left out of pretraining"
+        default_factory=lambda: ["test"],  # type: ignore[arg-type]
+        description="splits left out of pretraining",
     )
     batching: Literal["random", "idb", "idb-mask"] = Field(
         default="idb", description="random (CAPE-X), idb (CAPE-Z) or idb-mask (Eq. 3)"

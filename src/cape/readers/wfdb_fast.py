@@ -62,7 +62,11 @@ def read_format16(
         return None
     rate = float(record[2].split("/")[0]) if len(record) > 2 else None
     n_samples = int(record[3]) if len(record) > 3 else None
-    files, gains, baselines, units, names = set(), [], [], [], []
+    files: set[str] = set()
+    gains: list[float] = []
+    baselines: list[int] = []
+    units: list[str] = []
+    names: list[str] = []
     for line in lines[1 : 1 + n_signals]:
         fields = line.split(maxsplit=8)
         if len(fields) < 2 or fields[1] != "16":
