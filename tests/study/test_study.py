@@ -73,7 +73,7 @@ def test_demo_quick_end_to_end_and_cached_rerun(tmp_path: Path, capsys):
     results = pd.read_parquet(out / "evaluation" / "ood" / "results.parquet")
     assert {"random", "idb", "untrained", "mean-predictor"} <= set(results["model"])
     identifiability = pd.read_parquet(out / "evaluation" / "identifiability.parquet")
-    assert set(identifiability["model"]) == {"random", "idb", "untrained"}
+    assert set(identifiability["model"]) == {"random", "idb", "untrained", "signal-spectrum"}
     # Privacy: no record or patient ids in the report.
     manifest = pd.read_parquet(out / "store" / "manifest.parquet")
     html = report.read_text()

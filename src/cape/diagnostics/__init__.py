@@ -5,6 +5,8 @@
   with bootstrap CIs and chance levels.
 - :func:`feature_shift` (:mod:`.shift`): per-dimension shift of each cohort's
   centroid from the training cohort's, in floored training SDs.
+- :func:`band_power_features` (:mod:`.spectral`): log band powers of stored
+  signals, the reference level for identifiability before any encoder.
 - :func:`subgroup_metrics` and :func:`age_bins` (:mod:`.subgroups`): a metric
   per subgroup with counts, as tidy rows.
 
@@ -13,12 +15,14 @@ No file I/O; every random choice takes a seed.
 
 from cape.diagnostics.identifiability import IdentifiabilityResult, cohort_identifiability
 from cape.diagnostics.shift import FeatureShift, feature_shift
+from cape.diagnostics.spectral import band_power_features
 from cape.diagnostics.subgroups import age_bins, subgroup_metrics
 
 __all__ = [
     "FeatureShift",
     "IdentifiabilityResult",
     "age_bins",
+    "band_power_features",
     "cohort_identifiability",
     "feature_shift",
     "subgroup_metrics",

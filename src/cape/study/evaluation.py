@@ -42,8 +42,11 @@ def _head(section: Any) -> Any:
     return HeadSettings(kind=section.head.kind, params=params)
 
 
+SIGNAL_REFERENCE = "signal-spectrum"
+
+
 def identifiability_table(
-    feature_sets: Sequence[Any], index: pd.DataFrame, seed: int = 0
+    feature_sets: Sequence[Any], index: pd.DataFrame, seed: int = 0, store: Any = None
 ) -> pd.DataFrame:
     """Cohort (and device) identifiability of every feature set, on the same ECGs for all.
 
@@ -69,13 +72,31 @@ def identifiability_table(
     if "device" in index and index["device"].notna().all():
         targets["device"] = index["device"].astype(str).to_numpy()[subset]
     rows = []
-    for feature_set in feature_sets:
+    references = list(feature_sets)
+    if store is not None and "store_index" in index:
+        # The reference: how identifiable the stored signals are before any encoder.
+        from types import SimpleNamespace
+
+        from cape.diagnostics import band_power_features
+
+        signals = store.read_many(index["store_index"].to_numpy()[subset])[:, :, :2800]
+        references.append(
+            SimpleNamespace(
+                model=SIGNAL_REFERENCE,
+                encoder_seed=0,
+                baseline="signal",
+                features=np.zeros((len(index), 0)),
+                subset_features=band_power_features(signals, store.sampling_rate_hz),
+            )
+        )
+    for feature_set in references:
+        matrix = getattr(feature_set, "subset_features", None)
+        if matrix is None:
+            matrix = feature_set.features[subset]
         for target, labels in targets.items():
             if len(np.unique(labels)) < 2:
                 continue
-            result = cohort_identifiability(
-                feature_set.features[subset], labels, groups=groups, seed=seed
-            )
+            result = cohort_identifiability(matrix, labels, groups=groups, seed=seed)
             summary = result.summary()
             row: dict[str, Any] = {
                 "model": feature_set.model,
@@ -102,6 +123,7 @@ def run_evaluation(
     out: Path,
     log: Callable[[str], None] = print,
     progress: bool = True,
+    store_path: Path | None = None,
 ) -> None:
     """Run the protocols a study's ``evaluate:`` section asks for on its feature sets."""
     from cape.protocols import (
@@ -124,7 +146,12 @@ def run_evaluation(
     ]
     feature_sets, index = load_feature_sets(specs)
     if section.identifiability:
-        table = identifiability_table(feature_sets, index, seed=section.seed)
+        store = None
+        if store_path is not None:
+            from cape.store import CohortStore
+
+            store = CohortStore.open(store_path)
+        table = identifiability_table(feature_sets, index, seed=section.seed, store=store)
         table.to_parquet(out / IDENTIFIABILITY_FILE, index=False)
         table.to_csv(out / IDENTIFIABILITY_FILE.replace(".parquet", ".csv"), index=False)
         cohort_rows = table[table["target"] == "cohort"]

@@ -211,7 +211,7 @@ class StudyRunner:
         store = stages.ingest_stage(self, data)
         runs = stages.pretrain_stage(self, store)
         features = stages.embed_stage(self, store, runs)
-        evaluation = stages.evaluate_stage(self, features)
+        evaluation = stages.evaluate_stage(self, features, store)
         self._write_provenance()
         if self.config.report.enabled:
             stages.report_stage(self, store, runs, features, evaluation)

@@ -281,9 +281,12 @@ def embed_stage(
 
 
 # ---------------------------------------------------------------------------- evaluate
-def evaluate_stage(runner: StudyRunner, features: list[FeatureSet]) -> StageResult:
+def evaluate_stage(
+    runner: StudyRunner, features: list[FeatureSet], store: StageResult | None = None
+) -> StageResult:
     section = runner.config.evaluate
     inputs = {
+        "store": store.stamp if store is not None else None,
         "features": [f.stage.stamp for f in features],
         "names": [f"{f.name}-seed{f.seed}" for f in features],
         "evaluate": section.model_dump(mode="json"),
@@ -292,7 +295,13 @@ def evaluate_stage(runner: StudyRunner, features: list[FeatureSet]) -> StageResu
     def work(path: Path, resuming: bool) -> None:
         from cape.study.evaluation import run_evaluation
 
-        run_evaluation(section, features, path, log=runner.log)
+        run_evaluation(
+            section,
+            features,
+            path,
+            log=runner.log,
+            store_path=store.directory if store is not None else None,
+        )
 
     return runner.stage("protocols", "evaluate", runner.out / "evaluation", inputs, work)
 
