@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from cape.errors import CapeError
-from cape.readers.wfdb_folder import WFDBFolderReader, clean_id
+from cape.readers._common import clean_id
+from cape.readers.wfdb_folder import WFDBFolderReader
 from cape.record import Reason
 
 from .conftest import PTBXL_LEADS, read_all, synthetic_ecg, write_wfdb

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from cape.errors import CapeError
+from cape.readers._common import positive_int_option
 from cape.record import ECGRecord, Rejection
 
 
@@ -86,16 +87,9 @@ class FileReader(Reader):
             raise CapeError(
                 f"{name} reader: unknown option(s) {unknown}; known: {sorted(self.known_options)}"
             )
-        files_per_task = options.get("files_per_task", 20)
-        if (
-            isinstance(files_per_task, bool)
-            or not str(files_per_task).isdigit()
-            or int(files_per_task) < 1
-        ):
-            raise CapeError(
-                f"{name} reader: files_per_task must be an integer >= 1, got {files_per_task!r}"
-            )
-        self.files_per_task = int(files_per_task)
+        self.files_per_task = positive_int_option(
+            "files_per_task", options.get("files_per_task", 20), name
+        )
         if not self.source.exists():
             raise CapeError(f"{name} reader: source {self.source} does not exist")
         if self.source.is_dir() and next(self._files(), None) is None:

@@ -36,8 +36,8 @@ import numpy as np
 import pandas as pd
 
 from cape.errors import CapeError
+from cape.readers._common import clean_id, positive_int_option, to_json
 from cape.readers.base import Reader, ReadTask
-from cape.readers.wfdb_folder import clean_id, positive_int_option, to_json
 from cape.record import ECGRecord, Reason, Rejection, clean_age
 
 logger = logging.getLogger(__name__)

@@ -28,8 +28,8 @@ import numpy as np
 import pydicom
 
 from cape.leads import unit_scale_to_mv
+from cape.readers._common import to_json
 from cape.readers.base import FileReader
-from cape.readers.wfdb_folder import to_json
 from cape.record import ECGRecord, Reason, Rejection, normalise_sex
 
 logger = logging.getLogger(__name__)

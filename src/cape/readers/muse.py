@@ -46,8 +46,8 @@ from typing import Any
 import numpy as np
 
 from cape.leads import unit_scale_to_mv
+from cape.readers._common import to_json
 from cape.readers.base import FileReader
-from cape.readers.wfdb_folder import to_json
 from cape.record import ECGRecord, Reason, Rejection, clean_age, normalise_sex
 
 logger = logging.getLogger(__name__)

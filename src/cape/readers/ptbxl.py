@@ -31,8 +31,9 @@ from typing import Any
 import pandas as pd
 
 from cape.errors import CapeError
+from cape.readers._common import clean_id, positive_int_option, to_json
 from cape.readers.base import Reader, ReadTask
-from cape.readers.wfdb_folder import clean_id, positive_int_option, read_wfdb, to_json
+from cape.readers.wfdb_io import read_wfdb
 from cape.record import ECGRecord, Reason, Rejection, clean_age
 
 logger = logging.getLogger(__name__)

@@ -12,30 +12,24 @@ defaults are the ones CAPE's simulator writes, with MIMIC-IV-ECG fallbacks
 (``subject_id`` for the patient, ``study_id`` for the record, ``ecg_time`` for
 the date).
 
-This module also holds the small helpers the table-driven readers (PTB-XL,
-CODE-15%) and the file readers share: :func:`clean_id`, :func:`to_json`,
-:func:`read_wfdb` and :func:`positive_int_option`.
+Record I/O is in :mod:`cape.readers.wfdb_io`, helpers shared with the other
+readers in :mod:`cape.readers._common`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
-import re
 from collections.abc import Iterator, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-import wfdb
 
 from cape.errors import CapeError
-from cape.leads import unit_scale_to_mv
+from cape.readers._common import chunks, clean_id, positive_int_option, to_json
 from cape.readers.base import Reader, ReadTask
-from cape.readers.wfdb_fast import read_format16
+from cape.readers.wfdb_io import read_wfdb
 from cape.record import ECGRecord, Reason, Rejection, clean_age, normalise_sex
 
 logger = logging.getLogger(__name__)
@@ -62,131 +56,6 @@ FALLBACK_COLUMNS: dict[str, tuple[str, ...]] = {
 # Searched in this order when the option ``metadata`` is not given.
 DEFAULT_METADATA_FILES = ("metadata.csv", "metadata.parquet", "record_list.csv")
 _OPTIONS = {"metadata", "columns", "window_seconds", "records_per_task", "check_orphans"}
-_INTEGER_STRING = re.compile(r"^[+-]?\d+\.0*$")
-
-
-# --------------------------------------------------------------------------- shared helpers
-
-
-def clean_id(value: Any) -> str | None:
-    """An identifier as a clean string; ``None`` when missing.
-
-    Integer-valued floats lose their ``.0`` (PTB-XL stores ``patient_id`` as
-    ``15709.0`` -> ``"15709"``); strings keep leading zeros.
-    """
-    if value is None:
-        return None
-    if isinstance(value, bool | np.bool_):
-        return str(value)
-    if isinstance(value, int | np.integer):
-        return str(int(value))
-    if isinstance(value, float | np.floating):
-        if not math.isfinite(value):
-            return None
-        return str(int(value)) if float(value).is_integer() else repr(float(value))
-    text = str(value).strip()
-    if not text:  # a string id is an id, even "NA" or "nan": tables mark missing as empty
-        return None
-    if _INTEGER_STRING.match(text):
-        return text.split(".")[0]
-    return text
-
-
-def _json_value(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    if isinstance(value, list | tuple):
-        return [_json_value(v) for v in value]
-    return str(value)
-
-
-def to_json(mapping: Mapping[str, Any]) -> str:
-    """JSON of a flat mapping, dropping missing values (None/NaN); numpy scalars become Python."""
-    cleaned = {str(k): _json_value(v) for k, v in mapping.items()}
-    return json.dumps({k: v for k, v in cleaned.items() if v is not None}, sort_keys=True)
-
-
-def _header_sampling_rate(header_path: Path) -> float | None:
-    """The sampling rate written in a WFDB header's record line, ``None`` if absent.
-
-    Why not ``wfdb.rdheader(...).fs``: the library silently substitutes the
-    WFDB default of 250 Hz when the field is missing, which would turn an
-    unknown rate into a wrong one.
-    """
-    with header_path.open(encoding="latin-1") as handle:
-        for line in handle:
-            stripped = line.strip()
-            if not stripped or stripped.startswith("#"):
-                continue
-            tokens = stripped.split()
-            if len(tokens) < 3:
-                return None
-            # Field form: "fs[/counter_freq[(base_counter)]]".
-            rate = float(tokens[2].split("/")[0])
-            return rate if rate > 0 else None
-    return None
-
-
-def read_wfdb(record_path: Path) -> tuple[np.ndarray, float | None, list[str], str]:
-    """Read one WFDB record as physical values.
-
-    Args:
-        record_path: record path without extension (``.../00001_hr``).
-
-    Returns:
-        ``(signal, sampling_rate_hz, lead_names, units)``: ``signal`` is
-        ``(n_leads, n_samples)`` float64; ``sampling_rate_hz`` is ``None`` when
-        the header has no rate; ``units`` is the header's unit when all leads
-        share it, else every lead is converted to millivolts and ``"mV"`` is
-        returned.
-
-    Raises:
-        FileNotFoundError: header or signal file missing.
-        ValueError: a lead's unit is not a voltage unit (when units differ per lead).
-        Exception: whatever ``wfdb`` raises for a malformed record.
-    """
-    header_path = record_path.with_name(record_path.name + ".hea")
-    if not header_path.is_file():
-        raise FileNotFoundError(f"WFDB header {header_path} not found")
-    sampling_rate_hz = _header_sampling_rate(header_path)
-    fast = read_format16(record_path)  # ~10x faster than wfdb for PTB-XL / MIMIC-style files
-    if fast is not None:
-        signal, _, lead_names, units = fast
-    else:
-        record = wfdb.rdrecord(str(record_path))
-        if record.p_signal is None:
-            raise ValueError("record has no signal")
-        signal = np.asarray(record.p_signal, dtype=np.float64).T
-        lead_names = [str(name) for name in record.sig_name]
-        units = [str(unit) for unit in record.units]
-    if len(set(units)) == 1:
-        return signal, sampling_rate_hz, lead_names, units[0]
-    scales = np.array([unit_scale_to_mv(unit) for unit in units])
-    return signal * scales[:, None], sampling_rate_hz, lead_names, "mV"
-
-
-def _chunks(n_items: int, size: int) -> Iterator[tuple[int, int]]:
-    for start in range(0, n_items, size):
-        yield start, min(start + size, n_items)
-
-
-def positive_int_option(name: str, value: Any, reader: str) -> int:
-    """An option that must be an integer >= 1.
-
-    Raises:
-        CapeError: naming the reader and the option otherwise.
-    """
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise CapeError(f"{reader} reader: option {name}={value!r} is not an integer") from None
-    if number < 1:
-        raise CapeError(f"{reader} reader: option {name}={value!r} must be >= 1")
-    return number
 
 
 # --------------------------------------------------------------------------- the reader
@@ -359,7 +228,7 @@ class WFDBFolderReader(Reader):
                 payload=("rows", start, stop),
                 n_items=stop - start,
             )
-            for start, stop in _chunks(len(table), self.records_per_task)
+            for start, stop in chunks(len(table), self.records_per_task)
         ]
         if self.check_orphans:
             listed = {self._listed_key(p) for p in table[self.columns["path"]]}
@@ -372,7 +241,7 @@ class WFDBFolderReader(Reader):
                 logger.warning(
                     "%d WFDB records under %s have no metadata row", len(orphans), self.source
                 )
-                for index, (start, stop) in enumerate(_chunks(len(orphans), self.records_per_task)):
+                for index, (start, stop) in enumerate(chunks(len(orphans), self.records_per_task)):
                     tasks.append(
                         ReadTask(
                             key=f"orphans-{index:05d}",

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import wfdb
 
-from cape.readers.wfdb_fast import read_format16
+from cape.readers.wfdb_io import read_format16
 
 
 def _write(folder: Path, name: str, fmt: str = "16", nan: bool = False) -> np.ndarray:
