@@ -13,12 +13,10 @@ from cape.errors import CapeError
 from cape.preprocessing import (
     PreprocessingConfig,
     PreprocessingSettingError,
-    fit_to_slot,
     plan_filters,
     preprocess,
-    to_int16_microvolts,
-    would_clip_int16,
 )
+from cape.store.slot import fit_to_slot, to_int16_microvolts, would_clip_int16
 
 OUT_HZ = 400.0
 

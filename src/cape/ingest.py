@@ -33,10 +33,8 @@ from cape.errors import CapeError
 from cape.leads import MissingLeadsError, select_store_leads, unit_scale_to_mv
 from cape.preprocessing import (
     PreprocessingConfig,
-    fit_to_slot,
     plan_filters,
     preprocess,
-    to_int16_microvolts,
 )
 from cape.qc import QCConfig, check_record
 from cape.readers import get_reader
@@ -53,6 +51,7 @@ from cape.store import (
     rebuild_manifest,
     write_json_atomic,
 )
+from cape.store.slot import fit_to_slot, to_int16_microvolts
 
 logger = logging.getLogger(__name__)
 
