@@ -21,10 +21,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from cape.errors import CapeError
-from cape.protocols.baselines import mean_predictor
 from cape.protocols.comparisons import kruskal_across_models, paired_tests
-from cape.protocols.featuresets import MEAN_PREDICTOR, FeatureSet, store_mismatch_warnings
-from cape.protocols.fitting import fit_predict
+from cape.protocols.featuresets import FeatureSet, store_mismatch_warnings
+from cape.protocols.fitting import fit_each_and_collect
 from cape.protocols.results import Collector, ProtocolResult, summarise
 from cape.protocols.run_config import run_config
 from cape.protocols.sampling import derive_seed, draw_splits, plan_sizes, split_pools
@@ -120,31 +119,19 @@ def run_composition(
                 "n_train": sample["train"].size,
                 "n_val": sample["val"].size,
             }
-            for feature_set in feature_sets:
-                features = feature_set.features
-                (prediction,) = fit_predict(
-                    task,
-                    settings.head,
-                    head_seed,
-                    (features[sample["train"]], y["train"]),
-                    (features[sample["val"]], y["val"]),
-                    [features[sample["test"]]],
-                    context=f"{feature_set.label}, cohort {cohort!r}, run {run}",
-                )
-                collector.add(
-                    model=feature_set.model,
-                    baseline=feature_set.baseline,
-                    encoder_seed=feature_set.encoder_seed,
-                    y_pred=prediction,
-                    **common,
-                )
-                bar.update()
-            collector.add(
-                model=MEAN_PREDICTOR,
-                baseline=MEAN_PREDICTOR,
-                encoder_seed=0,
-                y_pred=mean_predictor(task, y["train"], sample["test"].size),
-                **common,
+            fit_each_and_collect(
+                collector,
+                feature_sets,
+                task,
+                settings.head,
+                head_seed,
+                sample,
+                y["train"],
+                y["val"],
+                sample["test"],
+                common,
+                context=f"cohort {cohort!r}, run {run}",
+                on_head=bar.update,
             )
     bar.close()
 

@@ -61,3 +61,61 @@ def fit_predict(
     except ValueError as error:
         raise CapeError(f"cannot fit the {task.name} head for {context}: {error}") from error
     return [predict_scores(head, task, features) for features in evaluate]
+
+
+def fit_each_and_collect(
+    collector: Any,
+    feature_sets: Sequence[Any],
+    task: TaskSpec,
+    head_settings: HeadSettings,
+    seed: int,
+    sample: dict[str, np.ndarray],
+    y_train: np.ndarray,
+    y_val: np.ndarray,
+    test_positions: np.ndarray,
+    common: dict[str, Any],
+    context: str,
+    on_head: Any = None,
+) -> None:
+    """One head per feature set on the same sample and seed, plus the mean predictor.
+
+    Every model sees the same train/val ECGs, head seed and test ECGs, so
+    their predictions pair up for the paired tests.
+
+    Args:
+        collector: receives one ``add(model=..., baseline=..., encoder_seed=...,
+            y_pred=..., **common)`` per head and one for the mean predictor.
+        sample: ``train`` and ``val`` row positions.
+        test_positions: rows predicted.
+        on_head: called after every head (progress bars).
+    """
+    from cape.protocols.baselines import mean_predictor
+    from cape.protocols.featuresets import MEAN_PREDICTOR
+
+    for feature_set in feature_sets:
+        features = feature_set.features
+        (prediction,) = fit_predict(
+            task,
+            head_settings,
+            seed,
+            (features[sample["train"]], y_train),
+            (features[sample["val"]], y_val),
+            [features[test_positions]],
+            context=f"{feature_set.label}, {context}",
+        )
+        collector.add(
+            model=feature_set.model,
+            baseline=feature_set.baseline,
+            encoder_seed=feature_set.encoder_seed,
+            y_pred=prediction,
+            **common,
+        )
+        if on_head is not None:
+            on_head()
+    collector.add(
+        model=MEAN_PREDICTOR,
+        baseline=MEAN_PREDICTOR,
+        encoder_seed=0,
+        y_pred=mean_predictor(task, y_train, test_positions.size),
+        **common,
+    )

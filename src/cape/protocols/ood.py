@@ -41,7 +41,7 @@ from cape.protocols.featuresets import (
     pretraining_leak_warnings,
     store_mismatch_warnings,
 )
-from cape.protocols.fitting import fit_predict
+from cape.protocols.fitting import fit_each_and_collect, fit_predict
 from cape.protocols.ood_diagnostics import shift_table, subgroup_table
 from cape.protocols.results import Collector, ProtocolResult, summarise
 from cape.protocols.run_config import run_config
@@ -335,29 +335,17 @@ def _ceiling_run(
         "n_train": sample["train"].size,
         "n_val": sample["val"].size,
     }
-    for feature_set in feature_sets:
-        features = feature_set.features
-        (prediction,) = fit_predict(
-            task,
-            settings.head,
-            head_seed,
-            (features[sample["train"]], y_train),
-            (features[sample["val"]], y_val),
-            [features[target.positions]],
-            context=f"{feature_set.label}, in-cohort head of {target.name!r}, run {run}",
-        )
-        collector.add(
-            model=feature_set.model,
-            baseline=feature_set.baseline,
-            encoder_seed=feature_set.encoder_seed,
-            y_pred=prediction,
-            **common,
-        )
-        bar.update()
-    collector.add(
-        model=MEAN_PREDICTOR,
-        baseline=MEAN_PREDICTOR,
-        encoder_seed=0,
-        y_pred=mean_predictor(task, y_train, target.positions.size),
-        **common,
+    fit_each_and_collect(
+        collector,
+        feature_sets,
+        task,
+        settings.head,
+        head_seed,
+        sample,
+        y_train,
+        y_val,
+        target.positions,
+        common,
+        context=f"in-cohort head of {target.name!r}, run {run}",
+        on_head=bar.update,
     )
