@@ -51,31 +51,15 @@ def rebuild_manifest(path: Path) -> pd.DataFrame:
     )
     old_path = path / MANIFEST_FILE
     if old_path.is_file() and len(manifest):
-        old = pd.read_parquet(old_path, columns=["cohort", "record_id", "split"])
+        old = pd.read_parquet(old_path, columns=["cohort", "record_id", "patient_id", "split"])
         old = old.dropna(subset=["split"])
         if len(old):
-            key = manifest["cohort"].astype(str) + "\x00" + manifest["record_id"].astype(str)
-            old_key = old["cohort"].astype(str) + "\x00" + old["record_id"].astype(str)
-            carried = pd.Series(old["split"].to_numpy(), index=old_key.to_numpy())
-            manifest["split"] = key.map(carried).where(lambda s: s.notna(), manifest["split"])
-            # New ECGs of a patient who already has a split join that split.
-            old_patients = pd.read_parquet(old_path, columns=["cohort", "patient_id", "split"])
-            old_patients = old_patients.dropna(subset=["split"]).drop_duplicates(
-                ["cohort", "patient_id"]
-            )
-            patient_key = (
-                manifest["cohort"].astype(str) + "\x00" + manifest["patient_id"].astype(str)
-            )
-            by_patient = pd.Series(
-                old_patients["split"].to_numpy(),
-                index=(
-                    old_patients["cohort"].astype(str)
-                    + "\x00"
-                    + old_patients["patient_id"].astype(str)
-                ).to_numpy(),
-            )
-            missing = manifest["split"].isna()
-            manifest.loc[missing, "split"] = patient_key[missing].map(by_patient)
+            # An ECG keeps its split; a new ECG of a patient who has one joins that split.
+            for id_column in ("record_id", "patient_id"):
+                known = old.drop_duplicates(["cohort", id_column])
+                lookup = pd.Series(known["split"].to_numpy(), index=_key(known, id_column))
+                missing = manifest["split"].isna()
+                manifest.loc[missing, "split"] = _key(manifest[missing], id_column).map(lookup)
     manifest = manifest.sort_values(["cohort", "shard", "row"], kind="stable").reset_index(
         drop=True
     )
@@ -109,6 +93,10 @@ def rebuild_manifest(path: Path) -> pd.DataFrame:
     )
     write_parquet_atomic(quarantine, path / QUARANTINE_FILE)
     return manifest
+
+
+def _key(frame: pd.DataFrame, id_column: str) -> pd.Series:
+    return frame["cohort"].astype(str) + "\x00" + frame[id_column].astype(str)
 
 
 class ShardWriter:
