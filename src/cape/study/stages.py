@@ -300,6 +300,7 @@ def evaluate_stage(
             features,
             path,
             log=runner.log,
+            progress=runner.progress,
             store_path=store.directory if store is not None else None,
         )
 
