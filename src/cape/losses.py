@@ -66,7 +66,8 @@ def nt_xent_loss(
             negatives when a process group is initialised.
 
     Returns:
-        :class:`ContrastiveOutput`; the loss is computed in float32.
+        :class:`ContrastiveOutput`; the loss is computed in float32 (float64 inputs
+        stay float64).
 
     Raises:
         ValueError: mismatched shapes or a non-positive temperature.
@@ -80,8 +81,9 @@ def nt_xent_loss(
     if cohorts is not None and cohorts.shape != (z_a.shape[0],):
         raise ValueError(f"cohorts must be ({z_a.shape[0]},), got {tuple(cohorts.shape)}")
     n = z_a.shape[0]
-    z_a = F.normalize(z_a.float(), dim=1)
-    z_b = F.normalize(z_b.float(), dim=1)
+    at_least_32 = torch.promote_types(z_a.dtype, torch.float32)
+    z_a = F.normalize(z_a.to(at_least_32), dim=1)
+    z_b = F.normalize(z_b.to(at_least_32), dim=1)
     gather = gather_distributed and dist.world_size() > 1
     if gather:
         all_a, all_b = dist.gather_with_grad(z_a), dist.gather_with_grad(z_b)

@@ -111,7 +111,10 @@ class PretrainConfig(BaseModel):
     temperature: float = Field(default=0.1, gt=0.0, description="NT-Xent temperature")
     # -- optimisation
     epochs: int = Field(default=200, ge=1)
-    optimizer: Literal["adam", "adamw"] = "adam"
+    optimizer: Literal["adam", "adamw", "sgd"] = Field(
+        default="adam", description="adam (the paper's), adamw, or sgd (momentum below)"
+    )
+    momentum: float = Field(default=0.9, ge=0.0, lt=1.0, description="sgd momentum")
     lr: float = Field(default=0.1, gt=0.0, description="peak learning rate")
     min_lr: float = Field(default=0.0, ge=0.0, description="learning rate at the end of the cosine")
     weight_decay: float = Field(default=0.0, ge=0.0, description="not applied to norms and biases")
@@ -127,6 +130,10 @@ class PretrainConfig(BaseModel):
     bf16: bool = Field(default=True, description="bf16 autocast on CUDA (ignored on CPU)")
     compile: bool = Field(default=False, description="torch.compile the model")
     deterministic: bool = Field(default=False, description="torch.use_deterministic_algorithms")
+    precision: Literal["float32", "float64"] = Field(
+        default="float32",
+        description="parameter and input dtype; float64 for exact checks, not for training",
+    )
     checkpoint_every_steps: int = Field(default=0, ge=0, description="0: at epoch ends only")
     log_every_steps: int = Field(default=50, ge=1)
     tensorboard: bool = False

@@ -67,7 +67,7 @@ def schedule_for(config: PretrainConfig, steps_per_epoch: int) -> np.ndarray:
 
 
 def make_optimizer(model: nn.Module, config: PretrainConfig) -> torch.optim.Optimizer:
-    """Adam (the paper's) or AdamW, with weight decay on weights only.
+    """Adam (the paper's), AdamW or SGD with momentum, with weight decay on weights only.
 
     Norm scales/shifts and biases (1-D parameters) get no weight decay: shrinking
     them towards zero only fights the normalisation.
@@ -78,5 +78,9 @@ def make_optimizer(model: nn.Module, config: PretrainConfig) -> torch.optim.Opti
         {"params": decay, "weight_decay": config.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
+    if config.optimizer == "sgd":
+        # Linear in the gradient, unlike Adam, which is blind to a gradient scaled by a
+        # constant (e.g. a loss multiplied by the world size): exact checks use it.
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
     optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
     return optimizer_class(groups, lr=config.lr)

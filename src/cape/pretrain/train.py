@@ -185,7 +185,8 @@ def _pretrain(
     fingerprints = {"store": store_fingerprint(store), "selection": table.fingerprint()}
 
     # ---- model, loss, optimiser, schedule -------------------------------------------------
-    model = build_model(config).to(device)
+    dtype = torch.float64 if config.precision == "float64" else torch.float32
+    model = build_model(config).to(device=device, dtype=dtype)
     optimizer = make_optimizer(model, config)
     learning_rates = schedule_for(config, sampler.steps_per_epoch)
     loss_fn = NTXentLoss(config.temperature)
@@ -278,7 +279,7 @@ def _pretrain(
             lr = float(learning_rates[global_step])
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            views = batch["views"].to(device, non_blocking=True)
+            views = batch["views"].to(device, dtype=dtype, non_blocking=True)
             n = views.shape[0] // 2
             cohorts = batch["cohorts"].to(device) if config.batching == "idb-mask" else None
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16):
