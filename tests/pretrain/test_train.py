@@ -175,3 +175,34 @@ def test_missing_store_errors(tmp_path: Path) -> None:
     config = load_config(None, [*tiny_overrides(tmp_path / "run"), f"store={tmp_path / 'none'}"])
     with pytest.raises(CapeError, match="does not exist"):
         pretrain(config)
+
+
+def first_step_record(tmp_path: Path, store: object, batching: str) -> dict:
+    """The log line of step 1 (``log_every_steps=1``); the run stops right after it."""
+    settings = [*tiny_overrides(tmp_path / batching), "epochs=1", "log_every_steps=1"]
+    config = load_config(None, [*settings, f"batching={batching}"])
+    with pytest.raises(Crash):
+        pretrain(config, store=store, step_callback=crash_at(1))  # type: ignore[arg-type]
+    lines = (tmp_path / batching / "log.jsonl").read_text().splitlines()
+    return json.loads(lines[0])
+
+
+def test_idb_mask_restricts_negatives_to_the_cohort(tmp_path: Path) -> None:
+    """``idb-mask`` passes the batch's cohorts to the loss.
+
+    Mutation caught: the loop never passing cohorts (``cohorts = None``), so
+    ``idb-mask`` silently trains as ``random``. ``random`` and ``idb-mask``
+    share the batch plan, the seed and so the initial weights and first batch;
+    the only difference at step 1 is the mask. Removing the other cohorts'
+    negatives from the softmax denominator strictly lowers every row's loss
+    when the batch mixes cohorts (checked: ``single_cohort_fraction == 0``),
+    so the masked loss must be strictly below the unmasked one; under the
+    mutation the two runs are bit-identical.
+    """
+    store = fake_store({"a": 10, "b": 10, "c": 10}, seed=2)
+    unmasked = first_step_record(tmp_path, store, "random")
+    masked = first_step_record(tmp_path, store, "idb-mask")
+    assert unmasked["single_cohort_fraction"] == masked["single_cohort_fraction"] == 0.0
+    assert masked["positive_similarity"] == unmasked["positive_similarity"]  # same batch
+    assert masked["loss"] < unmasked["loss"]
+    assert masked["negative_similarity"] != unmasked["negative_similarity"]
