@@ -43,7 +43,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+import defusedxml.ElementTree as SafeET
 import numpy as np
+from defusedxml import DefusedXmlException
 
 from cape.leads import unit_scale_to_mv
 from cape.readers._common import to_json
@@ -136,8 +138,9 @@ class MuseReader(FileReader):
             else path.stem
         )
         try:
-            root = ET.parse(path).getroot()
-        except (ET.ParseError, OSError, UnicodeDecodeError) as error:
+            # defusedxml: an export is untrusted input (entity expansion, external entities).
+            root = SafeET.parse(path).getroot()
+        except (ET.ParseError, OSError, UnicodeDecodeError, DefusedXmlException) as error:
             return Rejection(
                 self.cohort,
                 source_file,
@@ -176,9 +179,10 @@ class MuseReader(FileReader):
         try:
             base = float(_text(waveform, "SampleBase") or "nan")
             exponent = int(_text(waveform, "SampleExponent") or 0)
-        except ValueError:
-            base, exponent = math.nan, 0
-        sampling_rate = base * 10.0**exponent
+            # |exponent| > 6 is no ECG rate; 10.0**400 would raise OverflowError.
+            sampling_rate = base * 10.0**exponent if abs(exponent) <= 6 else math.nan
+        except (ValueError, OverflowError):
+            sampling_rate = math.nan
         if not sampling_rate > 0:
             return Rejection(
                 self.cohort,
