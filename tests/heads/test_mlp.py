@@ -192,3 +192,40 @@ def test_divergence_is_reported() -> None:
     X, _, y = linear_data(19, 60)
     with pytest.raises(ValueError, match="diverged"):
         MLPRegressorHead(**{**FAST, "learning_rate": 1e12, "max_epochs": 20}).fit(X, y)
+
+
+def test_heads_default_to_plain_z_scoring() -> None:
+    from cape.heads import LinearProbe
+
+    assert MLPRegressorHead().relative_std_floor == 0.0
+    assert MLPClassifierHead().relative_std_floor == 0.0
+    assert LinearProbe().relative_std_floor == 0.0
+    X, _, y = linear_data(21, 120)
+    head = MLPRegressorHead(**{**FAST, "max_epochs": 2}, validation_fraction=0.0).fit(X, y)
+    np.testing.assert_allclose(head.scaler_.scale_, X.std(axis=0))
+
+
+def test_age_sigmoid_target_transform_and_inverse() -> None:
+    from cape.heads.mlp import age_to_sigmoid_target, sigmoid_output_to_age
+
+    ages = np.array([7.0, 57.0, 107.0, 32.0])
+    np.testing.assert_allclose(age_to_sigmoid_target(ages), [0.0, 0.5, 1.0, 0.25])
+    np.testing.assert_allclose(sigmoid_output_to_age(age_to_sigmoid_target(ages)), ages)
+
+
+def test_age_sigmoid_head_predicts_years_through_a_sigmoid() -> None:
+    X, _, y = linear_data(22, 400)
+    X_val, _, y_val = linear_data(23, 150)
+    head = MLPRegressorHead(**FAST, target_transform="age-sigmoid").fit(X, y, X_val, y_val)
+    raw = head._raw_predict(X_val)[:, 0]
+    predictions = head.predict(X_val)
+    # Known answer: prediction = 100 * sigmoid(raw output) + 7.
+    np.testing.assert_allclose(predictions, 100.0 / (1.0 + np.exp(-raw)) + 7.0, rtol=1e-10)
+    assert np.all((predictions > 7.0) & (predictions < 107.0))
+    mae = np.mean(np.abs(predictions - y_val))
+    assert mae < 0.6 * np.mean(np.abs(y_val - y.mean()))  # learns, not the mean predictor
+    assert not hasattr(head, "target_mean_")
+    with pytest.raises(ValueError, match="target_transform"):
+        MLPRegressorHead(target_transform="log").fit(X, y)
+    with pytest.raises(ValueError, match="regression"):
+        MLPClassifierHead(target_transform="age-sigmoid").fit(X, np.where(y > 50, 1, 0))

@@ -19,10 +19,11 @@ def test_floored_std_dead_units_do_not_pull_the_reference_down() -> None:
     np.testing.assert_allclose(out[:10], 0.2)
 
 
-def test_floored_std_zero_relative_floor_is_plain_std_except_zeros() -> None:
-    std = np.array([0.5, 1e-5, 0.0])
+def test_floored_std_zero_relative_floor_is_plain_std_constant_features_unscaled() -> None:
+    std = np.array([0.5, 1e-5, 1e-7, 0.0])
+    # As scikit-learn's StandardScaler: constant features are divided by 1.
     np.testing.assert_allclose(
-        floored_std(std, relative_floor=0.0, absolute_floor=1e-6), [0.5, 1e-5, 1e-6]
+        floored_std(std, relative_floor=0.0, absolute_floor=1e-6), [0.5, 1e-5, 1.0, 1.0]
     )
     with pytest.raises(ValueError):
         floored_std(std, absolute_floor=0.0)
@@ -46,10 +47,28 @@ def test_standardizer_flags_near_constant_features() -> None:
     rng = np.random.default_rng(1)
     train = rng.normal(size=(100, 3))
     train[:, 1] = 1e-5 * rng.normal(size=100)  # nearly constant post-ReLU-like unit
-    scaler = Standardizer().fit(train)
+    scaler = Standardizer(relative_floor=0.1).fit(train)
     assert scaler.floored_.tolist() == [False, True, False]
     shifted = np.zeros((1, 3))
     shifted[0, 1] = 0.05  # 5000 training SDs before the floor
     assert abs(scaler.transform(shifted)[0, 1]) < 1.0
     with pytest.raises(ValueError, match="features"):
         scaler.transform(np.zeros((2, 5)))
+
+
+def test_default_is_plain_z_scoring_as_standard_scaler() -> None:
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(2)
+    train = rng.normal(size=(300, 4)) * [1.0, 1e-4, 3.0, 1.0]
+    train[:, 3] = 2.0  # constant in training
+    test = rng.normal(size=(20, 4))
+    scaler = Standardizer().fit(train)
+    assert scaler.relative_floor == 0.0
+    reference = StandardScaler().fit(train)
+    np.testing.assert_allclose(scaler.scale_, reference.scale_, rtol=1e-12)
+    np.testing.assert_allclose(scaler.transform(test), reference.transform(test), rtol=1e-5)
+    # The nearly constant unit is NOT damped by default: 0.05 is ~500 training SDs.
+    shifted = np.zeros((1, 4))
+    shifted[0, 1] = train[:, 1].mean() + 0.05
+    assert abs(scaler.transform(shifted)[0, 1]) > 100

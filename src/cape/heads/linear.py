@@ -2,8 +2,8 @@
 
 The paper's PTB-XL linear evaluation (superclass / subclass macro AUROC) is a
 logistic regression per label on frozen features. Features are standardised
-with the training split's statistics and the std floor of
-:mod:`cape.heads.scaling`, like the MLP heads.
+with the training split's statistics (plain z-scoring by default, a std floor
+optional: :mod:`cape.heads.scaling`), like the MLP heads.
 
 ``C`` is the inverse regularisation strength: logistic regression uses it
 directly, ridge uses ``alpha = 1 / C``. Given several values of ``C`` and a
@@ -29,7 +29,7 @@ from cape.heads.base import (
     check_targets,
     validation_metric,
 )
-from cape.heads.scaling import DEFAULT_RELATIVE_FLOOR, Standardizer
+from cape.heads.scaling import HEAD_RELATIVE_FLOOR, Standardizer
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,9 @@ class LinearProbe(BaseEstimator):
         C: inverse regularisation strength, or several to choose from on the
             validation set (then ``fit`` needs ``X_val`` and ``y_val``).
         max_iter: iteration limit of the logistic regression solver (lbfgs).
-        relative_std_floor: see :func:`cape.heads.scaling.floored_std`.
+        relative_std_floor: 0 (default) is plain z-scoring with the training
+            statistics, as the authors' code; > 0 floors the std (see
+            :func:`cape.heads.scaling.floored_std`; 0.1 was this project's former default).
         seed: passed to the solver (lbfgs itself is deterministic).
     """
 
@@ -51,7 +53,7 @@ class LinearProbe(BaseEstimator):
         task: TaskKind = "binary",
         C: float | Sequence[float] = 1.0,
         max_iter: int = 1000,
-        relative_std_floor: float = DEFAULT_RELATIVE_FLOOR,
+        relative_std_floor: float = HEAD_RELATIVE_FLOOR,
         seed: int = 0,
     ) -> None:
         self.task = task

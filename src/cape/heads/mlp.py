@@ -6,11 +6,15 @@ improving (``ReduceLROnPlateau``), and early stopping on the validation metric
 (MAE for age, AUROC for sex, macro AUROC for multi-label) with the best
 epoch's weights restored at the end.
 
-Features are standardised with the training split's statistics only, with the
-std floor of :mod:`cape.heads.scaling`. The regression target is standardised
-with the training mean and std for optimisation (so the same learning rate
-suits years and other units) and predictions are returned in the target's
-unit (years for age).
+Features are standardised with the training split's statistics only (plain
+z-scoring by default, as the authors' code; a std floor is an option, see
+:mod:`cape.heads.scaling`). The regression target is, by default
+(``target_transform="standardise"``), standardised with the training mean and
+std for optimisation (so the same learning rate suits years and other units)
+with a linear output; ``target_transform="age-sigmoid"`` is the authors' age
+head instead: target ``(age - 7) / 100`` and a sigmoid output, so predictions
+lie in (7, 107) years. Predictions are always returned in the target's unit
+(years for age).
 
 Determinism: weight initialisation and dropout draw from PyTorch's CPU
 generator seeded with ``seed`` inside ``torch.random.fork_rng`` (the global
@@ -27,6 +31,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import torch
 from scipy.special import expit
 from sklearn.base import ClassifierMixin, RegressorMixin
 from torch import nn
@@ -36,19 +41,52 @@ from cape.heads.mlp_base import MLPHeadBase
 
 logger = logging.getLogger(__name__)
 
+# The authors' age head: target (age - AGE_OFFSET) / AGE_SCALE through a sigmoid.
+AGE_OFFSET_YEARS = 7.0
+AGE_SCALE_YEARS = 100.0
+
+
+def age_to_sigmoid_target(age: np.ndarray) -> np.ndarray:
+    """``(age - 7) / 100``: the authors' age target (in (0, 1) for ages 7-107)."""
+    return (np.asarray(age, dtype=np.float64) - AGE_OFFSET_YEARS) / AGE_SCALE_YEARS
+
+
+def sigmoid_output_to_age(output: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`age_to_sigmoid_target` applied to a sigmoid output: ``100 p + 7``."""
+    return np.asarray(output, dtype=np.float64) * AGE_SCALE_YEARS + AGE_OFFSET_YEARS
+
+
+class _SigmoidMSELoss(nn.Module):
+    """Mean squared error between ``sigmoid(logits)`` and targets in (0, 1)."""
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return nn.functional.mse_loss(torch.sigmoid(logits), targets)
+
 
 class MLPRegressorHead(RegressorMixin, MLPHeadBase):
     """MLP regression head (age); predictions in the target's unit.
 
     Defaults to hidden sizes (256, 128). Trained with mean squared error on the
-    standardised target; early-stops on validation MAE. See :class:`MLPHeadBase`
-    for the parameters.
+    standardised target and a linear output (``target_transform="standardise"``),
+    or on ``(age - 7) / 100`` with a sigmoid output (``"age-sigmoid"``, the
+    authors' age head; mean squared error on the sigmoid's output). Early-stops
+    on validation MAE in the target's unit. See :class:`MLPHeadBase` for the
+    parameters.
     """
 
     _kind: TaskKind = "regression"
     _default_hidden_sizes = (256, 128)
 
     def _fit_targets(self, targets: np.ndarray) -> np.ndarray:
+        if self.target_transform == "age-sigmoid":
+            encoded = age_to_sigmoid_target(targets)
+            outside = int(((encoded <= 0) | (encoded >= 1)).sum())
+            if outside:
+                logger.warning(
+                    "age-sigmoid head: %d training targets outside 7-107 years cannot be reached",
+                    outside,
+                )
+            return encoded.astype(np.float32)[:, None]
         self.target_mean_ = float(targets.mean())
         std = float(targets.std())
         if std == 0.0:
@@ -60,9 +98,11 @@ class MLPRegressorHead(RegressorMixin, MLPHeadBase):
         return targets
 
     def _loss(self) -> nn.Module:
-        return nn.MSELoss()
+        return _SigmoidMSELoss() if self.target_transform == "age-sigmoid" else nn.MSELoss()
 
     def _decode(self, outputs: np.ndarray) -> np.ndarray:
+        if self.target_transform == "age-sigmoid":
+            return sigmoid_output_to_age(expit(outputs[:, 0]))
         return outputs[:, 0] * self.target_scale_ + self.target_mean_
 
     def predict(self, X: np.ndarray) -> np.ndarray:

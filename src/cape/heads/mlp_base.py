@@ -23,11 +23,12 @@ from cape.heads.base import (
     check_targets,
     validation_metric,
 )
-from cape.heads.scaling import DEFAULT_RELATIVE_FLOOR, Standardizer
+from cape.heads.scaling import HEAD_RELATIVE_FLOOR, Standardizer
 
 logger = logging.getLogger(__name__)
 
 _PREDICT_BATCH = 8192
+TARGET_TRANSFORMS = ("standardise", "age-sigmoid")
 
 
 def build_mlp(
@@ -62,7 +63,13 @@ class MLPHeadBase(BaseEstimator):
             when ``fit`` gets no ``X_val``; 0 trains for ``max_epochs`` without
             early stopping. Pass a patient-disjoint ``X_val`` when patients have
             several ECGs: a random hold-out leaks patients into validation.
-        relative_std_floor: see :func:`cape.heads.scaling.floored_std`.
+        relative_std_floor: 0 (default) is plain z-scoring with the training
+            statistics, as the authors' code; > 0 floors the std (see
+            :func:`cape.heads.scaling.floored_std`; 0.1 was this project's former default).
+        target_transform: regression only: ``"standardise"`` (default: the target
+            standardised with its training mean and std, linear output) or
+            ``"age-sigmoid"`` (the authors' age head: target ``(age - 7) / 100``,
+            sigmoid output, so predictions lie in (7, 107) years).
         seed: seeds initialisation, dropout, shuffling and the internal hold-out.
         verbose: show a progress bar over epochs.
 
@@ -88,7 +95,8 @@ class MLPHeadBase(BaseEstimator):
         min_learning_rate: float = 1e-7,
         min_delta: float = 0.0,
         validation_fraction: float = 0.1,
-        relative_std_floor: float = DEFAULT_RELATIVE_FLOOR,
+        relative_std_floor: float = HEAD_RELATIVE_FLOOR,
+        target_transform: str = "standardise",
         seed: int = 0,
         verbose: bool = False,
     ) -> None:
@@ -105,6 +113,7 @@ class MLPHeadBase(BaseEstimator):
         self.min_delta = min_delta
         self.validation_fraction = validation_fraction
         self.relative_std_floor = relative_std_floor
+        self.target_transform = target_transform
         self.seed = seed
         self.verbose = verbose
 
@@ -136,6 +145,12 @@ class MLPHeadBase(BaseEstimator):
             raise ValueError(
                 f"validation_fraction must be in [0, 1), got {self.validation_fraction}"
             )
+        if self.target_transform not in TARGET_TRANSFORMS:
+            raise ValueError(
+                f"target_transform must be one of {TARGET_TRANSFORMS}, got {self.target_transform!r}"
+            )
+        if self.target_transform != "standardise" and self._kind != "regression":
+            raise ValueError(f"target_transform={self.target_transform!r} is for regression heads")
         hidden = self._resolved_hidden_sizes()
         if any(int(h) < 1 for h in hidden):
             raise ValueError(f"hidden sizes must be >= 1, got {hidden}")

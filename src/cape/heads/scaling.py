@@ -1,21 +1,30 @@
-"""Feature standardisation fitted on the training split only, with a floor on the std.
+"""Feature standardisation fitted on the training split only; plain by default, floor optional.
 
-Why the floor: encoder features are post-ReLU, and some units are almost
-always zero in one cohort (training std ~1e-4) while active in another. Divided
-by that tiny std, an ordinary activation in a new cohort becomes tens or
-hundreds of "standard deviations" and the head extrapolates wildly (the
-feasibility prototype saw units 15-22 training SDs away in other cohorts
-swing out-of-distribution age MAE between 13 and 28 years). So every std is
-raised to at least
+**Default: plain z-scoring** ``(x - mean) / std`` with the training split's
+statistics, as the CAPE authors' code does (scikit-learn's ``StandardScaler``):
+a feature that is constant in training (std at most ``absolute_floor``) is
+centred and left unscaled (divided by 1), as ``StandardScaler`` does, instead
+of being divided by a tiny number.
+
+**Option: a std floor** (``relative_floor > 0``, e.g. :data:`SUGGESTED_RELATIVE_FLOOR`).
+Encoder features are post-ReLU here, and some units are almost always zero in
+one cohort (training std ~1e-4) while active in another. Divided by that tiny
+std, an ordinary activation in a new cohort becomes tens or hundreds of
+"standard deviations" and the head extrapolates wildly (the feasibility
+prototype saw units 15-22 training SDs away in other cohorts swing
+out-of-distribution age MAE between 13 and 28 years). With the floor every std
+is raised to at least
 
     floor = max(absolute_floor, relative_floor × median std of the non-constant features)
 
-With the default ``relative_floor = 0.1`` a nearly constant unit is scaled as
-if it varied a tenth as much as a typical feature. Features of one encoder
-share a scale, which is what makes the median a sensible reference; set
-``relative_floor = 0`` to recover plain standardisation. The same floor is used
-by :func:`cape.diagnostics.feature_shift`, so a reported shift in SDs is the
-shift the head sees.
+so with ``relative_floor = 0.1`` a nearly constant unit is scaled as if it
+varied a tenth as much as a typical feature.
+
+Why the floor is not the default: it damps exactly the feature shift that
+random batching is said to cause (units that are quiet in the training cohort
+and active elsewhere), so it would change the very comparison the paper makes.
+It stays an option for asking how much of an OOD gap that shift explains; the
+protocols record which was used and the report states it.
 """
 
 from __future__ import annotations
@@ -26,7 +35,12 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_RELATIVE_FLOOR = 0.1
+HEAD_RELATIVE_FLOOR = 0.0
+"""The heads' default: plain z-scoring (the authors' code)."""
+SUGGESTED_RELATIVE_FLOOR = 0.1
+"""The floor this project used before, kept as the value to try when asking for a floor."""
+DEFAULT_RELATIVE_FLOOR = SUGGESTED_RELATIVE_FLOOR
+"""Kept for the diagnostics that still pass it explicitly (feature shift, identifiability)."""
 DEFAULT_ABSOLUTE_FLOOR = 1e-6
 
 
@@ -56,6 +70,9 @@ def floored_std(
         )
     if not np.all(np.isfinite(std)) or np.any(std < 0):
         raise ValueError("std must be finite and non-negative")
+    if relative_floor == 0:
+        # Plain z-scoring; constant features are only centred, as StandardScaler does.
+        return np.where(std > absolute_floor, std, 1.0)
     # Constant (dead) units are left out of the median: an untrained encoder can
     # have more than half of them, which would pull the reference to zero.
     varying = std[std > absolute_floor]
@@ -65,18 +82,22 @@ def floored_std(
 
 
 class Standardizer:
-    """``(x - mean) / floored_std`` with statistics from the data passed to :meth:`fit`.
+    """``(x - mean) / scale`` with statistics from the data passed to :meth:`fit`.
+
+    ``scale`` is the training std (plain z-scoring, the default) or the floored
+    std when ``relative_floor > 0`` (see :func:`floored_std`).
 
     Attributes (after ``fit``):
         mean_: ``(d,)`` training means.
         std_: ``(d,)`` training standard deviations (ddof=0) before flooring.
         scale_: ``(d,)`` the divisors actually used (``floored_std(std_)``).
-        floored_: ``(d,)`` bool, features whose std was raised.
+        floored_: ``(d,)`` bool, features whose std was raised (by the floor, or to 1
+            for a constant feature under plain z-scoring).
     """
 
     def __init__(
         self,
-        relative_floor: float = DEFAULT_RELATIVE_FLOOR,
+        relative_floor: float = HEAD_RELATIVE_FLOOR,
         absolute_floor: float = DEFAULT_ABSOLUTE_FLOOR,
     ) -> None:
         self.relative_floor = relative_floor
@@ -97,7 +118,8 @@ class Standardizer:
         self.floored_ = self.scale_ > self.std_
         if self.floored_.any():
             logger.info(
-                "standardisation: %d of %d features nearly constant in training; std floored to %.3g",
+                "standardisation: %d of %d features nearly constant in training; std raised to "
+                ">= %.3g",
                 int(self.floored_.sum()),
                 self.floored_.size,
                 float(self.scale_[self.floored_].min()),
