@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import socket
+from pathlib import Path
 
 import pytest
 import torch
@@ -118,6 +119,12 @@ def test_single_process_helpers_are_identities() -> None:
 
 
 def free_port() -> int:
+    """A port that was free a moment ago (for torchrun's ``--master_port``).
+
+    Racy by nature: another process may take it between this call and the
+    rendezvous. The gloo tests in this file therefore meet through a file
+    (``init_method="file://..."``), which needs no port at all.
+    """
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -126,7 +133,7 @@ def free_port() -> int:
 def _distributed_worker(
     rank: int,
     world: int,
-    port: int,
+    rendezvous: str,
     z_a: torch.Tensor,
     z_b: torch.Tensor,
     cohorts: torch.Tensor,
@@ -134,7 +141,7 @@ def _distributed_worker(
 ) -> None:
     torch.set_num_threads(1)
     torch.distributed.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
+        "gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world
     )
     try:
         n = z_a.shape[0] // world
@@ -157,17 +164,25 @@ def _distributed_worker(
 
 
 @pytest.mark.slow  # spawning two interpreters with torch takes 10-20 s here
-def test_two_process_loss_and_gradients_equal_single_process() -> None:
+def test_two_process_loss_and_gradients_equal_single_process(tmp_path: Path) -> None:
+    """Two gloo ranks give the single-process loss and gradients.
+
+    float64 throughout, so the only difference is the order of a few dozen
+    additions (the ranks' partial means, the gathered gradients): each within
+    ~100 float64 ulps, far below the 1e-10 relative tolerance on any CPU or BLAS
+    (float32 would leave ~1e-6, as large as a real bug in a small gradient).
+    The ranks meet through a file, not a port that another process could take.
+    """
     generator = torch.Generator().manual_seed(4)
-    z_a = torch.randn(6, 5, generator=generator)
-    z_b = torch.randn(6, 5, generator=generator)
+    z_a = torch.randn(6, 5, generator=generator, dtype=torch.float64)
+    z_b = torch.randn(6, 5, generator=generator, dtype=torch.float64)
     cohorts = torch.tensor([0, 1, 1, 0, 2, 1])
     world = 2
     manager = mp.get_context("spawn").Manager()
     results = manager.dict()
     mp.spawn(
         _distributed_worker,
-        args=(world, free_port(), z_a, z_b, cohorts, results),
+        args=(world, str(tmp_path / "rendezvous"), z_a, z_b, cohorts, results),
         nprocs=world,
         join=True,
     )
@@ -179,8 +194,9 @@ def test_two_process_loss_and_gradients_equal_single_process() -> None:
         per_rank = [results[r][name] for r in range(world)]
         # DDP averages the ranks' gradients, so the mean of the ranks' losses is the global loss.
         mean_loss = torch.stack([loss for loss, *_ in per_rank]).mean()
-        torch.testing.assert_close(mean_loss, single.detach())
+        assert mean_loss.dtype == torch.float64
+        torch.testing.assert_close(mean_loss, single.detach(), rtol=1e-10, atol=1e-12)
         grad_a = torch.cat([grad for _, grad, _, _ in per_rank]) / world
         grad_b = torch.cat([grad for _, _, grad, _ in per_rank]) / world
-        torch.testing.assert_close(grad_a, full_a.grad)
-        torch.testing.assert_close(grad_b, full_b.grad)
+        torch.testing.assert_close(grad_a, full_a.grad, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(grad_b, full_b.grad, rtol=1e-10, atol=1e-12)
