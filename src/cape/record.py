@@ -30,6 +30,14 @@ class Reason(str, Enum):
     MISSING_PATIENT_ID = "missing_patient_id"
     IMPLAUSIBLE_AGE = "implausible_age"
     BAD_METADATA = "bad_metadata"  # a metadata row that cannot be parsed
+    TOO_LONG = "too_long"  # longer than a reader loads in one piece (see wfdb_io caps)
+    OUTSIDE_SOURCE = "outside_source"  # a referenced file resolves outside the source folder
+    AMBIGUOUS_LEADS = "ambiguous_leads"  # two channels map to the same lead
+    IMPLAUSIBLE_RATE = "implausible_rate"  # heart rate outside the plausible range
+    IMPLAUSIBLE_QRS = "implausible_qrs"  # QRS duration outside the plausible range
+    IMPLAUSIBLE_AMPLITUDE = "implausible_amplitude"  # QRS amplitude too large or too small
+    DUPLICATE_SIGNAL = "duplicate_signal"  # the very same stored signal as an earlier ECG
+    PROCESSING_ERROR = "processing_error"  # an unexpected exception in lead mapping/QC/filters
 
 
 @dataclass

@@ -192,8 +192,14 @@ def test_folder_tasks_and_errors(tmp_path):
         shutil.copy(REAL_FILE, tmp_path / f"e{k}.DCM")
     (tmp_path / "notes.txt").write_text("not an ECG")
     tasks = DicomReader(tmp_path, "dcm", files_per_task=2).tasks()
-    assert [t.key for t in tasks] == ["files-000000-000001", "files-000002-000002"]
+    assert all(t.key.startswith("files-") for t in tasks)
+    assert sorted(Path(f).name for t in tasks for f in t.payload) == [f"e{k}.DCM" for k in range(3)]
     assert sum(t.n_items for t in tasks) == 3
+    # Keys follow the files, not their positions: a new file leaves the other groups alone.
+    shutil.copy(REAL_FILE, tmp_path / "a_first.dcm")
+    again = DicomReader(tmp_path, "dcm", files_per_task=2).tasks()
+    changed = {t.key for t in again} ^ {t.key for t in tasks}
+    assert len(changed) <= 3  # the group that gained the file (before, after), maybe a split
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(CapeError, match=r"no \.dcm files"):

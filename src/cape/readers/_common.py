@@ -6,6 +6,7 @@ import json
 import math
 import re
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,44 @@ def clean_id(value: Any) -> str | None:
     if _INTEGER_STRING.match(text):
         return text.split(".")[0]
     return text
+
+
+def has_surrogates(text: str) -> bool:
+    """True when ``text`` holds lone surrogates: undecodable bytes escaped by Python.
+
+    File names that are not valid UTF-8 (``os.fsdecode``) and tables read with
+    ``encoding_errors="surrogateescape"`` carry such characters; they cannot be
+    written to Parquet or printed.
+    """
+    return any("\ud800" <= ch <= "\udfff" for ch in text)
+
+
+def safe_text(text: str) -> str:
+    """``text`` with undecodable bytes spelled ``\\xNN`` (valid UTF-8, reversible by eye)."""
+    if not has_surrogates(text):
+        return text
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", "surrogatepass")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def bad_cells(row: Mapping[str, Any]) -> list[str]:
+    """Columns of a table row whose text holds undecodable bytes (see :func:`has_surrogates`)."""
+    return [
+        safe_text(str(key))
+        for key, value in row.items()
+        if (isinstance(value, str) and has_surrogates(value)) or has_surrogates(str(key))
+    ]
+
+
+def inside(path: Path, root: Path) -> bool:
+    """True when ``path`` resolves (symlinks followed) to a place under ``root``."""
+    try:
+        return path.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError):  # a symlink loop
+        return False
 
 
 def _json_value(value: Any) -> Any:

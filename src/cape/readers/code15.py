@@ -309,7 +309,13 @@ class Code15Reader(Reader):
                             self.cohort, str(part), Reason.UNREADABLE, detail, str(exam_id)
                         )
                         continue
-                    yield self._record(part, row, exam_id, np.asarray(tracing), exams)
+                    try:
+                        yield self._record(part, row, exam_id, np.asarray(tracing), exams)
+                    except Exception as error:  # one bad row never stops the task
+                        detail = f"row {row} of {part.name}: {type(error).__name__}: {error}"
+                        yield Rejection(
+                            self.cohort, str(part), Reason.UNREADABLE, detail, str(exam_id)
+                        )
 
     def _record(
         self, part: Path, row: int, exam_id: int, tracing: np.ndarray, exams: pd.DataFrame

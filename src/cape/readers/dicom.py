@@ -189,13 +189,16 @@ class DicomReader(FileReader):
                     record_id,
                     patient_id,
                 )
-        sampling_rate = float(group.get("SamplingFrequency", 0) or 0)
+        try:
+            sampling_rate = float(group.get("SamplingFrequency", 0) or 0)
+        except (TypeError, ValueError, OverflowError):
+            sampling_rate = float("nan")  # e.g. a DS value "abcdefgh"
         if not sampling_rate > 0:
             return Rejection(
                 self.cohort,
                 source_file,
                 Reason.UNKNOWN_SAMPLING_RATE,
-                "multiplex group has no SamplingFrequency",
+                f"multiplex group has no usable SamplingFrequency ({group.get('SamplingFrequency')!r})",
                 record_id,
                 patient_id,
             )

@@ -31,9 +31,16 @@ from typing import Any
 import pandas as pd
 
 from cape.errors import CapeError
-from cape.readers._common import clean_id, positive_int_option, to_json
+from cape.readers._common import (
+    bad_cells,
+    clean_id,
+    inside,
+    positive_int_option,
+    safe_text,
+    to_json,
+)
 from cape.readers.base import Reader, ReadTask
-from cape.readers.wfdb_io import read_wfdb
+from cape.readers.wfdb_io import RecordTooLong, read_wfdb
 from cape.record import ECGRecord, Reason, Rejection, clean_age
 
 logger = logging.getLogger(__name__)
@@ -123,7 +130,9 @@ class PTBXLReader(Reader):
                 f"{_RECORDS_FOLDER[other]} records pass sampling_rate={other}"
             )
         self.filename_column = _FILENAME_COLUMN[self.sampling_rate]
-        columns = set(pd.read_csv(self.database_path, nrows=0).columns)
+        columns = set(
+            pd.read_csv(self.database_path, nrows=0, encoding_errors="surrogateescape").columns
+        )
         missing = [c for c in (*_REQUIRED_COLUMNS, self.filename_column) if c not in columns]
         if missing:
             raise CapeError(f"ptbxl reader: {self.database_path} lacks column(s) {missing}")
@@ -146,7 +155,12 @@ class PTBXLReader(Reader):
     def _load_database(self) -> pd.DataFrame:
         if self._database is None:
             text_columns = ("scp_codes", "filename_lr", "filename_hr", "recording_date", "device")
-            database = pd.read_csv(self.database_path, dtype={c: str for c in text_columns})
+            # Undecodable bytes are kept escaped; their rows are quarantined (bad_metadata).
+            database = pd.read_csv(
+                self.database_path,
+                dtype={c: str for c in text_columns},
+                encoding_errors="surrogateescape",
+            )
             self._database = database.reset_index(drop=True)
         return self._database
 
@@ -180,7 +194,11 @@ class PTBXLReader(Reader):
         rows = self._load_database().iloc[start:stop].to_dict("records")
         labels = self._load_labels()
         for offset, row in enumerate(rows):
-            yield self._read_row(start + offset, row, labels)
+            try:
+                yield self._read_row(start + offset, row, labels)
+            except Exception as error:  # one bad row never stops the task
+                detail = f"row {start + offset}: {type(error).__name__}: {error}"
+                yield Rejection(self.cohort, str(self.database_path), Reason.UNREADABLE, detail)
 
     # -------------------------------------------------------------- one row
 
@@ -188,6 +206,16 @@ class PTBXLReader(Reader):
         self, index: int, row: dict[str, Any], labels: dict[str, tuple[str | None, str | None]]
     ) -> ECGRecord | Rejection:
         database = str(self.database_path)
+        bad = bad_cells(row)
+        if bad:
+            ecg_id = clean_id(row.get("ecg_id"))
+            return Rejection(
+                self.cohort,
+                database,
+                Reason.BAD_METADATA,
+                f"row {index} of {DATABASE_FILE} has undecodable bytes in {', '.join(bad)}",
+                safe_text(ecg_id) if ecg_id else None,
+            )
         record_id = clean_id(row.get("ecg_id"))
         if record_id is None:
             return Rejection(
@@ -228,8 +256,21 @@ class PTBXLReader(Reader):
             )
         record_path = self.source / filename
         source_file = str(record_path.with_name(record_path.name + ".hea"))
+        if not inside(Path(source_file), self.source):
+            return Rejection(
+                self.cohort,
+                source_file,
+                Reason.OUTSIDE_SOURCE,
+                f"ecg_id {record_id}: {filename} resolves outside {self.source}",
+                record_id,
+                patient_id,
+            )
         try:
             signal, sampling_rate_hz, lead_names, units = read_wfdb(record_path)
+        except RecordTooLong as error:
+            return Rejection(
+                self.cohort, source_file, Reason.TOO_LONG, str(error), record_id, patient_id
+            )
         except Exception as error:  # one bad file must not stop the cohort
             return Rejection(
                 self.cohort,

@@ -27,9 +27,17 @@ from typing import Any
 import pandas as pd
 
 from cape.errors import CapeError
-from cape.readers._common import chunks, clean_id, positive_int_option, to_json
+from cape.readers._common import (
+    bad_cells,
+    chunks,
+    clean_id,
+    inside,
+    positive_int_option,
+    safe_text,
+    to_json,
+)
 from cape.readers.base import Reader, ReadTask
-from cape.readers.wfdb_io import read_wfdb
+from cape.readers.wfdb_io import RecordTooLong, check_size, inspect_header, read_wfdb
 from cape.record import ECGRecord, Reason, Rejection, clean_age, normalise_sex
 
 logger = logging.getLogger(__name__)
@@ -55,6 +63,7 @@ FALLBACK_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 # Searched in this order when the option ``metadata`` is not given.
 DEFAULT_METADATA_FILES = ("metadata.csv", "metadata.parquet", "record_list.csv")
+MIN_WINDOW_SECONDS = 1.0
 _OPTIONS = {"metadata", "columns", "window_seconds", "records_per_task", "check_orphans"}
 
 
@@ -98,8 +107,11 @@ class WFDBFolderReader(Reader):
         self.columns = self._resolve_columns(options.get("columns") or {})
         window = options.get("window_seconds")
         self.window_seconds: float | None = None if window is None else float(window)
-        if self.window_seconds is not None and not self.window_seconds > 0:
-            raise CapeError(f"wfdb reader: option window_seconds={window!r} must be > 0")
+        if self.window_seconds is not None and not self.window_seconds >= MIN_WINDOW_SECONDS:
+            raise CapeError(
+                f"wfdb reader: option window_seconds={window!r} must be >= "
+                f"{MIN_WINDOW_SECONDS:g} (and the network needs 7 s windows)"
+            )
         self.records_per_task = positive_int_option(
             "records_per_task", options.get("records_per_task", 250), "wfdb"
         )
@@ -141,7 +153,9 @@ class WFDBFolderReader(Reader):
 
             return list(pq.read_schema(self.metadata_path).names)
         try:
-            return list(pd.read_csv(self.metadata_path, nrows=0).columns)
+            return list(
+                pd.read_csv(self.metadata_path, nrows=0, encoding_errors="surrogateescape").columns
+            )
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
             raise CapeError(
                 f"wfdb reader: metadata table {self.metadata_path} is not a csv: {error}"
@@ -190,8 +204,13 @@ class WFDBFolderReader(Reader):
             else:
                 # All strings: ids keep leading zeros; numbers are parsed per field below.
                 # Only empty cells are missing: an id spelled "NA" or "nan" is an id.
+                # Undecodable bytes are kept escaped; their rows are quarantined (bad_metadata).
                 table = pd.read_csv(
-                    self.metadata_path, dtype=str, keep_default_na=False, na_values=[""]
+                    self.metadata_path,
+                    dtype=str,
+                    keep_default_na=False,
+                    na_values=[""],
+                    encoding_errors="surrogateescape",
                 )
             self._table = table.reset_index(drop=True)
         return self._table
@@ -262,12 +281,28 @@ class WFDBFolderReader(Reader):
         _, start, stop = task.payload
         rows = self._load_table().iloc[start:stop].to_dict("records")
         for offset, row in enumerate(rows):
-            yield from self._read_row(start + offset, row)
+            try:
+                yield from self._read_row(start + offset, row)
+            except Exception as error:  # one bad row never stops the task
+                detail = f"row {start + offset}: {type(error).__name__}: {error}"
+                yield Rejection(self.cohort, str(self.metadata_path), Reason.UNREADABLE, detail)
 
     # -------------------------------------------------------------- one row
 
     def _read_row(self, index: int, row: dict[str, Any]) -> Iterator[ECGRecord | Rejection]:
         columns, table_name = self.columns, self.metadata_path.name
+        bad = bad_cells(row)
+        if bad:
+            detail = f"row {index} of {table_name} has undecodable bytes in {', '.join(bad)}"
+            record_id = clean_id(row.get(columns.get("record_id", ""), None))
+            yield Rejection(
+                self.cohort,
+                str(self.metadata_path),
+                Reason.BAD_METADATA,
+                detail,
+                safe_text(record_id) if record_id else None,
+            )
+            return
         path = self._normalise_path(row.get(columns["path"]))
         if path is None:
             detail = f"row {index} of {table_name} has no record path"
@@ -285,12 +320,36 @@ class WFDBFolderReader(Reader):
             detail = f"row {index} of {table_name} has no {columns['patient_id']}"
             yield reject(Reason.MISSING_PATIENT_ID, detail)
             return
+        if not inside(Path(source_file), self.source):
+            detail = (
+                f"row {index} of {table_name} lists {path}, which resolves outside {self.source}"
+            )
+            yield reject(Reason.OUTSIDE_SOURCE, detail)
+            return
         if not Path(source_file).is_file():
             detail = f"row {index} of {table_name} lists {path} but {source_file} does not exist"
             yield reject(Reason.UNREADABLE, detail)
             return
         try:
-            signal, sampling_rate_hz, lead_names, units = read_wfdb(record_path)
+            info = inspect_header(record_path)
+            outside = [
+                name for name in info.files if not inside(record_path.with_name(name), self.source)
+            ]
+            if outside:
+                yield reject(
+                    Reason.OUTSIDE_SOURCE,
+                    f"signal file(s) {outside} of {path} resolve outside {self.source}",
+                )
+                return
+            if self.window_seconds is None:
+                signal, sampling_rate_hz, lead_names, units = read_wfdb(record_path)
+            else:
+                signal, sampling_rate_hz, lead_names, units = read_wfdb(
+                    record_path, 0, 1
+                )  # names and rate
+        except RecordTooLong as error:
+            yield reject(Reason.TOO_LONG, str(error))
+            return
         except Exception as error:  # one bad file must not stop the cohort
             yield reject(
                 Reason.UNREADABLE, f"cannot read WFDB record: {type(error).__name__}: {error}"
@@ -313,17 +372,24 @@ class WFDBFolderReader(Reader):
             yield record(record_id=record_id, signal=signal, metadata=metadata)
             return
         window = round(self.window_seconds * sampling_rate_hz)
-        n_windows = signal.shape[1] // window
+        n_samples = info.n_samples or 0
+        n_windows = n_samples // window if window >= 1 else 0
         if n_windows == 0:
-            seconds = signal.shape[1] / sampling_rate_hz
+            seconds = n_samples / sampling_rate_hz
             detail = (
                 f"record of {seconds:.2f} s is shorter than window_seconds={self.window_seconds:g}"
             )
             yield reject(Reason.TOO_SHORT, detail)
             return
-        # Consecutive, non-overlapping windows; the trailing partial window is dropped.
+        try:
+            check_size(info, window)
+        except RecordTooLong as error:
+            yield reject(Reason.TOO_LONG, f"one window: {error}")
+            return
+        # Consecutive, non-overlapping windows, each read on its own so that memory follows
+        # the window and not the recording; the trailing partial window is dropped.
         for k in range(n_windows):
-            window_signal = signal[:, k * window : (k + 1) * window].copy()
+            window_signal, *_ = read_wfdb(record_path, k * window, (k + 1) * window)
             yield record(
                 record_id=f"{record_id}_w{k}", signal=window_signal, metadata=dict(metadata)
             )
