@@ -113,6 +113,21 @@ def test_claims_match_the_saved_tables(full_run: Path, full_report: Path) -> Non
             ]["p_value"]
             assert cell["p_value"] == pytest.approx(float(saved.iloc[0]))
             assert cell["verdict"] in ("agrees", "disagrees", "inconclusive")
+    # The fake run fixes the age answer: random-batch features carry an age offset of
+    # 2.5 SD (37.5 years) per cohort step, so a head trained on harbour misses meadow
+    # and summit by decades while IDB features do not. Every one of the 2 seeds x 3
+    # runs = 6 matched heads favours IDB, so the exact two-sided signed-rank p is its
+    # floor 2 / 2**6. (Sex is not fixed by construction: its verdict may be anything.)
+    # Mutation caught: a verdict rule with the sign of "better" flipped for MAE, or
+    # the pair read as (idb, random), reports "disagrees" and still passed the
+    # membership check above.
+    for cell in claims["ood_age"]["cells"]:
+        assert cell["idb_mean"] < 10.0 < 30.0 < cell["random_mean"]
+        assert cell["p_value"] == pytest.approx(2 / 2**6, rel=1e-12)
+        assert cell["verdict"] == "agrees", cell["reason"]
+    assert claims["ood_age"]["verdict"] == "agrees"
+    # Random features have a +3 offset in one dimension per cohort: identifiable.
+    assert claims["identifiability"]["verdict"] == "agrees"
     ident = json.loads((full_run / "evaluation" / "identifiability.json").read_text())
     random_acc = [r["accuracy"] for r in ident if r["model"] == "random" and r["by"] == "cohort"]
     assert f"random {np.median(random_acc):.3f}" in claims["identifiability"]["measured"]
