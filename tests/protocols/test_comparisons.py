@@ -65,6 +65,37 @@ def test_wilcoxon_pairs_only_matching_encoder_seed_and_run():
     assert set(table["scope"]) == {"all", "encoder_seed=0", "encoder_seed=1"}
 
 
+def test_wilcoxon_pairing_with_mixed_sign_differences_against_exact_counts():
+    """The paired test uses a(seed, run) - b(seed, run), whatever the row order.
+
+    Differences ``a - b`` (seed 0 runs 0-3, then seed 1 runs 0-3):
+    ``+1, -2, +3, +4, -5, +6, +7, +8`` -- mixed signs, distinct sizes, so the
+    signed-rank sum of the negatives is ``W = 2 + 5 = 7`` with ranks 1..8. The
+    exact null counts subsets of {1..8} with sum <= 7: 1+1+1+2+2+3+4+5 = 19 of
+    2**8 (for sums 0..7), so two-sided ``p = 2 * 19 / 256`` (Wilcoxon's tables:
+    P(T <= 7 | n = 8) = 0.0742). Per seed: seed 0 has ``W = 2`` of ranks 1..4,
+    subsets with sum <= 2: {}, {1}, {2}, ``p = 2 * 3 / 16``; seed 1 has ``W = 1``
+    (the 5 is the smallest), ``p = 2 * 2 / 16``.
+
+    Mutation caught: any mispairing (pairing rows by position or by sorted
+    value, or runs of one seed with another's). With the same-sign differences
+    of the test above every pairing gives the same p, so it cannot show one.
+    """
+    differences = [1.0, -2.0, 3.0, 4.0, -5.0, 6.0, 7.0, 8.0]
+    values = {}
+    for k, (seed, run) in enumerate((s, r) for s in (0, 1) for r in range(4)):
+        a = 20.0 + 10.0 * seed + 3.0 * run  # well apart, so a mispairing changes every d
+        values[("a", "", seed, run)] = a
+        values[("b", "", seed, run)] = a - differences[k]
+    values[("b", "", 2, 0)] = 100.0  # no partner: left out
+    table = results_table(values).sample(frac=1.0, random_state=3)  # row order scrambled
+    tests = paired_tests(table, pd.DataFrame(), "a", "b").set_index("scope")
+    assert tests.loc["all", "n"] == 8
+    assert tests.loc["all", "p_value"] == pytest.approx(2 * 19 / 256, rel=1e-12)
+    assert tests.loc["encoder_seed=0", "p_value"] == pytest.approx(2 * 3 / 16, rel=1e-12)
+    assert tests.loc["encoder_seed=1", "p_value"] == pytest.approx(2 * 2 / 16, rel=1e-12)
+
+
 def test_unknown_model_or_no_shared_seed_is_an_error():
     values = {("a", "", 0, 0): 1.0, ("b", "", 1, 0): 2.0}
     with pytest.raises(CapeError, match="unknown models"):
