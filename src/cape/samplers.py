@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -42,6 +42,23 @@ logger = logging.getLogger(__name__)
 
 Batching = Literal["random", "idb", "idb-mask"]
 BATCHINGS: tuple[str, ...] = ("random", "idb", "idb-mask")
+
+ExcludeSplits = Sequence[str] | Mapping[str, Sequence[str]]
+
+
+def excluded_splits(exclude_splits: ExcludeSplits | None, cohort: str) -> list[str]:
+    """The splits of ``cohort`` left out of pretraining.
+
+    ``exclude_splits`` is a list (every cohort loses those splits) or a mapping
+    cohort -> list (only the cohorts named lose theirs; the paper leaves out
+    only the test patients of the cohort its heads are trained on).
+    """
+    if not exclude_splits:
+        return []
+    if isinstance(exclude_splits, Mapping):
+        return [str(s) for s in exclude_splits.get(cohort, ())]
+    return [str(s) for s in exclude_splits]
+
 
 # Independent random streams: SeedSequence([seed, STREAM, epoch, ...]).
 PAIRS_STREAM = 1
@@ -95,7 +112,7 @@ class PatientTable:
         cls,
         manifest: pd.DataFrame,
         cohorts: Sequence[str] | None = None,
-        exclude_splits: Sequence[str] = ("test",),
+        exclude_splits: ExcludeSplits = ("test",),
     ) -> PatientTable:
         """Select the patients with at least two ECGs outside the excluded splits.
 
@@ -104,10 +121,14 @@ class PatientTable:
                 ``patient_id`` and optionally ``split``. Rows with a missing or empty
                 patient id cannot be paired and are skipped.
             cohorts: cohorts to use (``None``: all in the manifest).
-            exclude_splits: ECGs whose ``split`` is one of these are left out.
+            exclude_splits: ECGs whose ``split`` is one of these are left out: a list
+                for every cohort, or a mapping cohort -> list for the cohorts named
+                (see :func:`excluded_splits`).
 
         Raises:
-            CapeError: an unknown cohort, or no patient with two ECGs.
+            CapeError: an unknown cohort (also as a key of ``exclude_splits``), ECGs
+                without a split in a cohort that excludes splits, or no patient
+                with two ECGs.
         """
         available = sorted(manifest["cohort"].astype(str).unique().tolist())
         chosen = available if cohorts is None else sorted(set(cohorts))
@@ -119,20 +140,34 @@ class PatientTable:
         usable = np.isin(cohort, chosen) & patient.notna().to_numpy()
         patient_str = patient.astype(str).to_numpy()
         usable &= patient_str != ""
-        if exclude_splits:
+        if isinstance(exclude_splits, Mapping):
+            unknown = sorted(set(exclude_splits) - set(available))
+            if unknown:
+                raise CapeError(
+                    f"exclude_splits names cohorts {unknown} that are not in the store; it "
+                    f"holds {available}"
+                )
+        shown = (
+            dict(exclude_splits) if isinstance(exclude_splits, Mapping) else list(exclude_splits)
+        )
+        per_cohort = {c: excluded_splits(exclude_splits, c) for c in chosen}
+        if any(per_cohort.values()):
             # Leaving out e.g. test patients means nothing if some ECGs have no split yet:
             # a later `cape split` could put patients already seen here in the test split.
             split = (
                 manifest["split"] if "split" in manifest else pd.Series(None, index=manifest.index)
             )
-            unsplit = usable & split.isna().to_numpy()
+            excluding = np.isin(cohort, [c for c, splits in per_cohort.items() if splits])
+            unsplit = usable & excluding & split.isna().to_numpy()
             if unsplit.any():
                 raise CapeError(
                     f"{int(unsplit.sum())} ECGs of the chosen cohorts have no split, so "
-                    f"exclude_splits={list(exclude_splits)} cannot be honoured; run `cape split` "
+                    f"exclude_splits={shown} cannot be honoured; run `cape split` "
                     "on the store first (or set exclude_splits=[] to pretrain on everything)"
                 )
-            usable &= ~split.isin(list(exclude_splits)).to_numpy()
+            for name, splits in per_cohort.items():
+                if splits:
+                    usable &= ~((cohort == name) & split.isin(splits).to_numpy())
         frame = pd.DataFrame(
             {
                 "cohort": cohort[usable],
@@ -150,7 +185,7 @@ class PatientTable:
         if kept.empty:
             raise CapeError(
                 f"no patient with at least two ECGs in cohorts {chosen} "
-                f"(excluding splits {list(exclude_splits)}); patient-contrastive "
+                f"(excluding splits {shown}); patient-contrastive "
                 "pretraining needs repeat ECGs"
             )
         starts = np.flatnonzero(new_group.to_numpy()[keep])

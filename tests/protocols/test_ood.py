@@ -234,9 +234,13 @@ def test_leak_warning_lands_in_the_config(tmp_path, linear_head):
     (run / "config.yaml").write_text(yaml.safe_dump({"cohorts": None, "exclude_splits": []}))
     write_dir(tmp_path / "f", make_index({"A": 40, "B": 30}), 0.5, {}, seed=0, checkpoint=str(run))
     sets, index = load_feature_sets([FeatureSpec("m", tmp_path / "f")])
+    options = {"compare": None, "runs": 1, "subgroups": False}
     result = run_ood(
-        sets, index, settings(linear_head, compare=None, runs=1, subgroups=False), progress=False
+        sets, index, settings(linear_head, ood_target_pool="all", **options), progress=False
     )
     assert (
         len(result.config["warnings"]) == 1 and "exclude_splits=[]" in result.config["warnings"][0]
     )
+    # The default pool leaves out what pretraining saw: here every split of B.
+    with pytest.raises(CapeError, match="no unseen ECG"):
+        run_ood(sets, index, settings(linear_head, **options), progress=False)

@@ -44,6 +44,13 @@ RUNTIME_FIELDS = frozenset(
 )
 
 
+SplitName = Literal["train", "val", "test"]
+
+
+def _test_split_only() -> list[SplitName]:
+    return ["test"]
+
+
 class ModelSettings(BaseModel):
     """Encoder preset, its overrides, and the projection head."""
 
@@ -91,9 +98,10 @@ class PretrainConfig(BaseModel):
     cohorts: list[str] | None = Field(
         default=None, description="cohorts to pretrain on (null: all)"
     )
-    exclude_splits: list[Literal["train", "val", "test"]] = Field(
-        default_factory=lambda: ["test"],  # type: ignore[arg-type]
-        description="splits left out of pretraining",
+    exclude_splits: list[SplitName] | dict[str, list[SplitName]] = Field(
+        default_factory=_test_split_only,
+        description="splits left out of pretraining: a list (every cohort) or a mapping "
+        "cohort -> list (only those cohorts; e.g. the heads' training cohort's test split)",
     )
     batching: Literal["random", "idb", "idb-mask"] = Field(
         default="idb", description="random (CAPE-X), idb (CAPE-Z) or idb-mask (Eq. 3)"

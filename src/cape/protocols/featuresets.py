@@ -31,6 +31,7 @@ from cape.errors import CapeError
 logger = logging.getLogger(__name__)
 
 MEAN_PREDICTOR = "mean-predictor"
+SPLITS = ("train", "val", "test")
 UNTRAINED = "untrained"
 RESERVED_MODEL_NAMES = (MEAN_PREDICTOR,)
 
@@ -253,29 +254,51 @@ def _pretraining_config(info: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def pretraining_splits(info: dict[str, Any], cohort: str) -> set[str] | None:
+    """The splits of ``cohort`` whose ECGs the encoder's pretraining could use.
+
+    Read from the pretraining ``config.yaml`` beside the checkpoint named in
+    ``embed.json``: the cohort is used when ``cohorts`` is null or lists it,
+    and loses the splits ``exclude_splits`` names for it (a list applies to
+    every cohort, a mapping only to the cohorts it names). Returns None when
+    the config cannot be found (features moved away from their run).
+    """
+    from cape.samplers import excluded_splits
+
+    config = _pretraining_config(info)
+    if config is None:
+        return None
+    used = config.get("cohorts")
+    if used is not None and cohort not in used:
+        return set()
+    exclude = config.get("exclude_splits", ["test"])
+    return set(SPLITS) - set(excluded_splits(exclude, cohort))
+
+
 def pretraining_leak_warnings(feature_sets: Sequence[FeatureSet], cohort: str) -> list[str]:
     """Warnings for encoders whose pretraining may have seen ``cohort``'s test patients.
 
     Reads the pretraining ``config.yaml`` beside the checkpoint named in each
     ``embed.json`` (cheap; silently skipped when not found): a run that used
-    ``cohort`` (``cohorts`` null or listing it) without ``"test"`` in
-    ``exclude_splits`` gets a warning. Untrained encoders saw nothing.
+    ``cohort`` without leaving out its ``"test"`` split (``exclude_splits`` as
+    a list or as a mapping cohort -> list) gets a warning. Untrained encoders
+    saw nothing.
     """
     warnings = []
     for feature_set in feature_sets:
         if feature_set.baseline == UNTRAINED:
             continue
-        config = _pretraining_config(feature_set.info)
-        if config is None:
+        used = pretraining_splits(feature_set.info, cohort)
+        if used is None:
             logger.debug("no pretraining config found for %s", feature_set.path)
             continue
-        used = config.get("cohorts")
-        excluded = config.get("exclude_splits", ["test"]) or []
-        if (used is None or cohort in used) and "test" not in excluded:
+        if "test" in used:
+            config = _pretraining_config(feature_set.info) or {}
+            excluded = config.get("exclude_splits", ["test"])
             warnings.append(
                 f"{feature_set.label} ({feature_set.path}): its pretraining config does not "
-                f"exclude the 'test' split (exclude_splits={excluded}), so it may have seen "
-                f"cohort {cohort!r}'s test patients"
+                f"exclude cohort {cohort!r}'s 'test' split (exclude_splits={excluded}), so it "
+                f"may have seen cohort {cohort!r}'s test patients"
             )
     for warning in warnings:
         logger.warning(warning)

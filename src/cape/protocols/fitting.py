@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from cape.errors import CapeError
-from cape.heads import make_head
+from cape.heads import grid_search_hidden_sizes, make_head
 from cape.protocols.settings import HeadSettings
 from cape.protocols.tasks import TaskSpec
 
@@ -49,18 +49,39 @@ def fit_predict(
         CapeError: a head parameter the head does not accept, or a head that
             cannot be fitted on this sample (e.g. one class in the validation set).
     """
+    params = head_params(task, head_settings)
     try:
-        head = make_head(task.kind, head_settings.kind, seed=seed, **head_settings.params)
+        if head_settings.hidden_grid is not None:
+            # The validation split both early-stops each candidate and picks among them.
+            head = grid_search_hidden_sizes(
+                task.kind,
+                train[0],
+                train[1],
+                val[0],
+                val[1],
+                widths=head_settings.hidden_grid,
+                n_layers=head_settings.grid_layers,
+                seed=seed,
+                **params,
+            ).head
+        else:
+            head = make_head(task.kind, head_settings.kind, seed=seed, **params)
+            head.fit(train[0], train[1], val[0], val[1])
     except TypeError as error:
         raise CapeError(
-            f"head parameters {sorted(head_settings.params)} do not fit the "
-            f"{head_settings.kind} head: {error}"
+            f"head parameters {sorted(params)} do not fit the {head_settings.kind} head: {error}"
         ) from error
-    try:
-        head.fit(train[0], train[1], val[0], val[1])
     except ValueError as error:
         raise CapeError(f"cannot fit the {task.name} head for {context}: {error}") from error
     return [predict_scores(head, task, features) for features in evaluate]
+
+
+def head_params(task: TaskSpec, head_settings: HeadSettings) -> dict[str, Any]:
+    """Constructor parameters of a task's head: the overrides, the std floor, the age target."""
+    params = {**head_settings.params, "relative_std_floor": head_settings.std_floor}
+    if task.kind == "regression" and head_settings.kind == "mlp":
+        params["target_transform"] = head_settings.age_target
+    return params
 
 
 def fit_each_and_collect(

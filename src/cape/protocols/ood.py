@@ -6,19 +6,23 @@ splits (paper: the whole 50/10/40 split, 10 runs; write that split with
 features with the run's head seed, and scores it on
 
 - the training cohort's test ECGs (``setting = "source"``), and
-- ``ood_test_n`` ECGs drawn once from each target cohort's test split
-  (``setting = "out-of-distribution"``) — the same ECGs for every model,
-  encoder seed and run, so comparisons are paired ECG by ECG.
+- ``ood_test_n`` ECGs (paper: 10,000) drawn once from each target cohort's
+  pool (``setting = "out-of-distribution"``) — the same ECGs for every model,
+  encoder seed and run, so comparisons are paired ECG by ECG. The pool
+  (``ood_target_pool``) is the whole cohort minus the splits any evaluated
+  encoder was pretrained on (``"unseen"``, the default), the whole cohort
+  (``"all"``, the paper's protocol) or the test split (``"test"``).
 
 Beside them, on the same target ECGs: the **in-cohort head** trained on the
-target cohort's own train/val splits with the training cohort's sizes
-(``setting = "in-cohort"``, ``train_cohort`` = the target), and the **mean
-predictor** of both the training cohort (out of distribution) and the target
-(in cohort). OOD error is only meaningful between these two.
+target cohort's own train/val splits with the training cohort's sizes, leaving
+out the patients of the target ECGs (``setting = "in-cohort"``,
+``train_cohort`` = the target), and the **mean predictor** of both the
+training cohort (out of distribution) and the target (in cohort). OOD error is
+only meaningful between these two.
 
 The training cohort's test patients must be left out of pretraining
-(``exclude_splits: [test]``, the pretraining default); a warning names any
-encoder whose pretraining config shows otherwise.
+(``exclude_splits: [test]`` or ``{TRAIN_COHORT: [test]}``); a warning names
+any encoder whose pretraining config shows otherwise.
 """
 
 from __future__ import annotations
@@ -37,8 +41,11 @@ from cape.protocols.comparisons import empty_tests, paired_tests
 from cape.protocols.composition import check_cohorts
 from cape.protocols.featuresets import (
     MEAN_PREDICTOR,
+    SPLITS,
+    UNTRAINED,
     FeatureSet,
     pretraining_leak_warnings,
+    pretraining_splits,
     store_mismatch_warnings,
 )
 from cape.protocols.fitting import fit_each_and_collect, fit_predict
@@ -69,6 +76,74 @@ class _Target:
         self.ceiling_plan: SizePlan | None = None
 
 
+def target_splits(
+    settings: ProtocolSettings,
+    feature_sets: Sequence[FeatureSet],
+    targets: Sequence[str],
+    warnings: list[str],
+) -> dict[str, tuple[str, ...] | None]:
+    """The splits each target's ECGs are drawn from (None: the whole cohort).
+
+    ``"unseen"`` leaves out every split that some evaluated encoder's
+    pretraining could use (:func:`cape.protocols.featuresets.pretraining_splits`);
+    an encoder whose pretraining config cannot be found is assumed to have left
+    out the test splits (the pretraining default), with a warning.
+
+    Raises:
+        CapeError: ``"unseen"`` and a target all of whose splits were used in pretraining.
+    """
+    if settings.ood_target_pool == "all":
+        return dict.fromkeys(targets)
+    if settings.ood_target_pool == "test":
+        return {t: ("test",) for t in targets}
+    chosen: dict[str, tuple[str, ...] | None] = {}
+    unknown: set[str] = set()
+    for target in targets:
+        used: set[str] = set()
+        for feature_set in feature_sets:
+            if feature_set.baseline == UNTRAINED:
+                continue
+            splits = pretraining_splits(feature_set.info, target)
+            if splits is None:
+                unknown.add(feature_set.label)
+                splits = {"train", "val"}
+            used |= splits
+        allowed = tuple(s for s in SPLITS if s not in used)
+        if not allowed:
+            raise CapeError(
+                f"target cohort {target!r}: every split was used in pretraining by the "
+                "evaluated encoders, so no unseen ECG is left to test on. Set the OOD target "
+                "pool to 'all' (the paper's protocol: targets from the whole cohort, seen in "
+                "pretraining without labels) or leave the cohort's test split out of "
+                "pretraining (exclude_splits)"
+            )
+        chosen[target] = allowed
+    if unknown:
+        warnings.append(
+            f"no pretraining config found for {sorted(unknown)}: assumed they left out every "
+            "cohort's test split (the pretraining default) when choosing unseen target ECGs"
+        )
+        logger.warning(warnings[-1])
+    return chosen
+
+
+def _pool_name(splits: tuple[str, ...] | None) -> str:
+    return "whole cohort" if splits is None else "+".join(splits)
+
+
+def _outside_patients(index: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
+    """``(len(index),)`` bool: rows whose patient has no ECG among ``rows``."""
+    keys = index["cohort"].astype(str) + "\x1f"
+    if "patient_id" in index:
+        patient = index["patient_id"]
+        row_key = pd.Series(np.arange(len(index)).astype(str), index=index.index)
+        keys = keys + patient.astype(str).where(patient.notna(), "row" + row_key)
+    else:
+        keys = keys + pd.Series(np.arange(len(index)).astype(str), index=index.index)
+    values = keys.to_numpy()
+    return ~np.isin(values, values[rows])
+
+
 def _targets(
     settings: ProtocolSettings, index: pd.DataFrame, cohort_of: np.ndarray
 ) -> tuple[str, list[str]]:
@@ -95,6 +170,7 @@ def _plan_task(
     source: str,
     targets: Sequence[str],
     messages: list[str],
+    pools_of: dict[str, tuple[str, ...] | None],
 ) -> tuple[dict[str, np.ndarray], SizePlan, list[_Target]]:
     task = labels.task.name
     cohort_of = index["cohort"].astype(str).to_numpy()
@@ -112,29 +188,44 @@ def _plan_task(
             logger.warning(messages[-1])
             continue
         target_pools = split_pools(index, name, labels.labelled)
+        allowed = pools_of[name]
+        pool_name = _pool_name(allowed)
+        pool = (
+            np.flatnonzero((cohort_of == name) & labels.labelled)
+            if allowed is None
+            else np.sort(np.concatenate([target_pools[split] for split in allowed]))
+        )
         test_plan = plan_sizes(
-            target_pools,
+            {pool_name: pool},
             [settings.ood_test_n],
             f"target cohort {name!r}, task {task!r}",
             settings.strict_sizes,
-            splits=("test",),
+            splits=(pool_name,),
         )
         messages += test_plan.messages
         positions = draw(
-            target_pools["test"],
-            test_plan.sizes["test"],
+            pool,
+            test_plan.sizes[pool_name],
             derive_seed(settings.seed, "ood-target", name, task),
         )
-        target = _Target(name, positions, target_pools)
+        # The ceiling's training sample must not share patients with the target ECGs.
+        outside = _outside_patients(index, positions)
+        ceiling_pools = {split: rows[outside[rows]] for split, rows in target_pools.items()}
+        target = _Target(name, positions, ceiling_pools)
         if settings.ceiling:
-            target.ceiling_plan = plan_sizes(
-                target_pools,
-                [plan.sizes["train"], plan.sizes["val"]],
-                f"in-cohort head of {name!r}, task {task!r}",
-                settings.strict_sizes,
-                splits=("train", "val"),
-            )
-            messages += target.ceiling_plan.messages
+            try:
+                target.ceiling_plan = plan_sizes(
+                    ceiling_pools,
+                    [plan.sizes["train"], plan.sizes["val"]],
+                    f"in-cohort head of {name!r}, task {task!r} (patients of the target ECGs "
+                    "left out)",
+                    settings.strict_sizes,
+                    splits=("train", "val"),
+                )
+                messages += target.ceiling_plan.messages
+            except CapeError as error:
+                messages.append(f"in-cohort ceiling of {name!r}, task {task!r} skipped: {error}")
+                logger.warning(messages[-1])
         chosen.append(target)
     return pools, plan, chosen
 
@@ -169,21 +260,33 @@ def run_ood(
     warnings = store_mismatch_warnings(feature_sets) + pretraining_leak_warnings(
         feature_sets, source
     )
+    pools_of = target_splits(settings, feature_sets, targets, warnings)
     messages: list[str] = []
     label_counts, sizes, work = [], [], []
     for task in settings.tasks:
         labels = extract_labels(index, task, settings.topcoded)
         label_counts.append(labels.counts[labels.counts["cohort"].isin([source, *targets])])
-        pools, plan, chosen = _plan_task(settings, index, labels, source, targets, messages)
+        pools, plan, chosen = _plan_task(
+            settings, index, labels, source, targets, messages, pools_of
+        )
         sizes.append({"cohort": source, "task": task, **plan.sizes})
         for target in chosen:
             ceiling = target.ceiling_plan.sizes if target.ceiling_plan else {}
             sizes.append(
-                {"cohort": target.name, "task": task, "test": target.positions.size, **ceiling}
+                {
+                    "cohort": target.name,
+                    "task": task,
+                    "test": target.positions.size,
+                    "test_pool": _pool_name(pools_of[target.name]),
+                    **ceiling,
+                }
             )
         work.append((labels, pools, plan, chosen))
 
-    n_fits = sum(1 + (len(chosen) if settings.ceiling else 0) for *_, chosen in work)
+    n_fits = sum(
+        1 + sum(t.ceiling_plan is not None for t in chosen) * settings.ceiling
+        for *_, chosen in work
+    )
     bar = tqdm(
         total=n_fits * settings.runs * len(feature_sets),
         desc="ood heads",
@@ -196,8 +299,8 @@ def run_ood(
             _source_run(
                 settings, labels, pools, plan, chosen, source, run, feature_sets, collector, bar
             )
-            if settings.ceiling:
-                for target in chosen:
+            for target in chosen:
+                if settings.ceiling and target.ceiling_plan is not None:
                     _ceiling_run(settings, labels, target, run, feature_sets, collector, bar)
     bar.close()
 
@@ -208,7 +311,15 @@ def run_ood(
     if settings.compare:
         tests = paired_tests(results, predictions, *settings.compare, alpha=settings.alpha)
     shift = (
-        shift_table(feature_sets, index, source, targets, settings.shift_threshold_sd)
+        shift_table(
+            feature_sets,
+            index,
+            source,
+            targets,
+            settings.shift_threshold_sd,
+            target_splits=pools_of,
+            relative_std_floor=settings.head.std_floor,
+        )
         if settings.feature_shift
         else pd.DataFrame()
     )
@@ -232,6 +343,8 @@ def run_ood(
             messages,
             warnings,
             train_cohort=source,
+            target_pools={t: _pool_name(pools_of[t]) for t in targets},
+            head_scaling=settings.head.describe_scaling(),
         ),
     )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -31,12 +31,16 @@ def shift_table(
     train_cohort: str,
     targets: Sequence[str],
     threshold_sd: float = 5.0,
+    target_splits: Mapping[str, Sequence[str] | None] | None = None,
+    relative_std_floor: float = 0.0,
 ) -> pd.DataFrame:
     """Feature shift of each target cohort from the training cohort, per model and encoder seed.
 
     The training side is every ECG of the training cohort's ``train`` split,
-    each target side every ECG of that cohort's ``test`` split (the pools the
-    heads are trained on and tested from). Columns: ``model``, ``baseline``,
+    each target side every ECG of that cohort's pool (``target_splits``: the
+    splits the target ECGs are drawn from, None for the whole cohort; default
+    the test split), standardised as the heads do (``relative_std_floor``, 0:
+    plain z-scoring). Columns: ``model``, ``baseline``,
     ``encoder_seed``, ``train_cohort`` and the summary columns of
     :func:`cape.diagnostics.feature_shift` (``target_cohort``,
     ``max_abs_shift``, ``n_beyond_threshold``, ...).
@@ -44,7 +48,15 @@ def shift_table(
     cohort = index["cohort"].astype(str).to_numpy()
     split = index["split"].astype(str).to_numpy()
     train_rows = np.flatnonzero((cohort == train_cohort) & (split == "train"))
-    target_rows = {t: np.flatnonzero((cohort == t) & (split == "test")) for t in targets}
+    pools: dict[str, Sequence[str] | None] = {t: ("test",) for t in targets}
+    pools.update(target_splits or {})
+    target_rows = {}
+    for target in targets:
+        in_pool = cohort == target
+        splits = pools[target]
+        if splits is not None:
+            in_pool &= np.isin(split, list(splits))
+        target_rows[target] = np.flatnonzero(in_pool)
     target_rows = {t: rows for t, rows in target_rows.items() if rows.size}
     if train_rows.size == 0 or not target_rows:
         return pd.DataFrame()
@@ -55,6 +67,7 @@ def shift_table(
             features[train_rows],
             {t: features[rows] for t, rows in target_rows.items()},
             threshold_sd=threshold_sd,
+            relative_std_floor=relative_std_floor,
         )
         summary = result.summary
         summary.insert(0, "train_cohort", train_cohort)
