@@ -9,19 +9,14 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
+from cape.simulator.retest import median_beat, r_peaks
+
+__all__ = ["median_beat", "r_peaks"]
+
 
 def bandpass(x: np.ndarray, fs: float, low: float, high: float) -> np.ndarray:
     sos = signal.butter(2, [low, high], btype="bandpass", fs=fs, output="sos")
     return signal.sosfiltfilt(sos, x, axis=-1)
-
-
-def r_peaks(lead: np.ndarray, fs: float) -> np.ndarray:
-    """R-peak sample indices of one lead with scipy's find_peaks on the 5-25 Hz envelope."""
-    envelope = np.abs(bandpass(lead, fs, 5.0, 25.0))
-    peaks, _ = signal.find_peaks(
-        envelope, height=0.4 * np.percentile(envelope, 99.5), distance=int(0.3 * fs)
-    )
-    return peaks
 
 
 def heart_rate_bpm(lead_ii: np.ndarray, fs: float) -> float:
@@ -31,16 +26,6 @@ def heart_rate_bpm(lead_ii: np.ndarray, fs: float) -> float:
 def rr_cv(lead_ii: np.ndarray, fs: float) -> float:
     rr = np.diff(r_peaks(lead_ii, fs))
     return float(np.std(rr) / np.mean(rr))
-
-
-def median_beat(signals12: np.ndarray, fs: float) -> np.ndarray:
-    """``(8, L)`` median beat of leads I, II, V1-V6 from -0.3 s to +0.5 s around R (0.5-40 Hz)."""
-    leads = bandpass(signals12[[0, 1, 6, 7, 8, 9, 10, 11]], fs, 0.5, 40.0)
-    pre, post = int(0.3 * fs), int(0.5 * fs)
-    peaks = r_peaks(signals12[1], fs)
-    peaks = peaks[(peaks > pre) & (peaks < signals12.shape[1] - post)]
-    beat = np.median(np.stack([leads[:, p - pre : p + post] for p in peaks]), axis=0)
-    return beat - beat[:, : int(0.05 * fs)].mean(axis=1, keepdims=True)
 
 
 def interval_amplitude_features(signals12: np.ndarray, fs: float) -> np.ndarray:

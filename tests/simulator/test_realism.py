@@ -15,6 +15,7 @@ from sklearn.preprocessing import StandardScaler
 from cape.simulator import SimulationSpec, VisitsSpec, iter_cohort_chunks, preset
 from cape.simulator.cohorts import CohortSpec
 from cape.simulator.physiology import EffectScales, sample_ecgs, sample_patients
+from cape.simulator.retest import retest_statistics
 
 from .ecg_features import interval_amplitude_features, median_beat, noise_spectrum_features, rr_cv
 
@@ -145,3 +146,48 @@ def test_conduction_blocks_widen_the_measured_qrs() -> None:
     assert (rows.loc[rows["1AVB"], "pr_ms"] > 200).all()
     v5_r = x[:, 2 + 6]  # QRS maximum in V5 (features: rate, rmssd, then 8 leads' QRS maxima)
     assert np.median(v5_r[rows["LVH"] & ~block]) > 1.3 * np.median(v5_r[normal])
+
+
+def test_visit_variability_knob_scales_within_patient_differences() -> None:
+    """0 leaves a patient's ECGs differing by age, rhythm, noise and device only; larger
+    values make positive pairs harder (the regime map's second axis)."""
+    cohort = preset("demo").cohort("harbor").model_copy(update={"n_patients": 400})
+    counts = np.full(400, 4)
+    rng = np.random.default_rng(0)
+    patients = sample_patients(cohort, counts, rng, EffectScales())
+    sds = {}
+    for scale in (0.0, 1.0, 3.0):
+        ecgs = sample_ecgs(patients, cohort, np.random.default_rng(1), EffectScales(visit=scale))
+        # PR without 1AVB (which adds a fixed per-patient offset): within-patient SD.
+        normal = ~ecgs["1AVB"].astype(bool)
+        within = ecgs[normal].groupby("patient_row")["pr_ms"].std(ddof=1).dropna()
+        rotation = ecgs.groupby("patient_row")["heart_rot_z_deg"].std(ddof=1)
+        sds[scale] = (float(np.sqrt((within**2).mean())), float(np.sqrt((rotation**2).mean())))
+    # PR moves with age (0.35 ms/yr x 2.5 over ~1-3 years) even at 0, then adds 3 ms x scale.
+    assert sds[0.0][0] < 2.0 and sds[0.0][1] == 0.0
+    assert sds[1.0][0] == pytest.approx(np.hypot(3.0, sds[0.0][0]), rel=0.15)
+    assert sds[3.0][0] == pytest.approx(np.hypot(9.0, sds[0.0][0]), rel=0.15)
+    assert sds[1.0][1] == pytest.approx(2.0, rel=0.1) and sds[3.0][1] == pytest.approx(6.0, rel=0.1)
+
+
+@pytest.mark.slow
+def test_test_retest_variability_is_literature_sized_and_follows_the_knob() -> None:
+    """Two ECGs a week apart (cape.simulator.retest), against the published figures in
+    docs/simulator.md: QTc within-subject SD 7-10 ms with measurement error
+    (Natekar 2011), QRS duration CV ~2 % biological (Wu 2025), Sokolow-Lyon CV 10 %
+    (van den Hoogen 1992; ~3 % from Meyer 2020), spatial QRS-T angle SD ~5 deg (MESA). The bounds are a
+    factor ~2 either way: the simulator has no measurement error of its own."""
+    stats = {
+        value: retest_statistics(
+            preset("demo").model_copy(update={"visit_variability": value}), n_patients=60
+        )
+        for value in (0.0, 1.0, 3.0)
+    }
+    calibrated = stats[1.0]
+    assert 3.0 < calibrated["qtc_sd_ms"] < 12.0
+    assert 1.0 < calibrated["qrs_sd_ms"] < 4.0
+    assert 0.03 < calibrated["sokolow_lyon_cv"] < 0.15  # Meyer 2020 ~3 %, van den Hoogen 10 %
+    assert 2.0 < calibrated["qrs_axis_sd_deg"] < 8.0
+    same = [stats[v]["beat_correlation_same_patient"] for v in (0.0, 1.0, 3.0)]
+    assert same[0] > same[1] > same[2]
+    assert stats[0.0]["qtc_sd_ms"] < 0.5 and stats[0.0]["sokolow_lyon_cv"] < 0.05

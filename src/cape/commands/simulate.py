@@ -59,6 +59,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="device artefacts: 0 identical devices, 1 as specified, >1 exaggerated",
     )
     parser.add_argument(
+        "--visit-variability",
+        type=float,
+        default=None,
+        help="multiply every visit-to-visit SD: 0 a patient's ECGs differ only by age, rhythm, "
+        "noise and device; 1 as calibrated; >1 harder positive pairs",
+    )
+    parser.add_argument(
         "--workers",
         type=int,
         default=None,
@@ -82,6 +89,7 @@ def resolve_spec(args: argparse.Namespace) -> SimulationSpec:
         "age_effect_scale": args.age_effect_scale,
         "sex_effect_scale": args.sex_effect_scale,
         "artefact_strength": args.artefact_strength,
+        "visit_variability": args.visit_variability,
     }
     overrides = {key: value for key, value in overrides.items() if value is not None}
     try:

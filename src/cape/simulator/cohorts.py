@@ -215,6 +215,15 @@ class SimulationSpec(_Spec):
         ge=0,
         description="0 identical devices, 1 the specified devices, > 1 exaggerated",
     )
+    visit_variability: float = Field(
+        default=1.0,
+        ge=0,
+        description=(
+            "multiplies every visit-to-visit SD (traits, heart position and wave shapes, "
+            "electrode placement): 0 a patient's ECGs differ only by age, rhythm, noise "
+            "and device; > 1 harder positive pairs"
+        ),
+    )
     chunk_size: int = Field(
         default=64, ge=1, le=4096, description="ECGs synthesised per vectorised batch"
     )

@@ -284,7 +284,10 @@ def fibrillatory_waves(
 
 
 def lead_matrices(
-    n: int, rng: np.random.Generator, electrode_sd: float = 0.2, gain_sd: float = 0.02
+    n: int,
+    rng: np.random.Generator,
+    electrode_sd: float | np.ndarray = 0.2,
+    gain_sd: float = 0.02,
 ) -> np.ndarray:
     """Per-recording lead vectors: the Dower matrix with placement jitter.
 
@@ -298,7 +301,8 @@ def lead_matrices(
     """
     matrices = np.broadcast_to(DOWER, (n, 8, 3)).copy()
     gradient = np.gradient(DOWER[2:], axis=0)  # (6, 3): change per electrode position
-    matrices[:, 2:] += rng.normal(0.0, electrode_sd, (n, 6, 1)) * gradient[None]
+    spread = np.broadcast_to(np.asarray(electrode_sd, dtype=float), (n,))[:, None, None]
+    matrices[:, 2:] += spread * rng.normal(0.0, 1.0, (n, 6, 1)) * gradient[None]
     matrices *= 1.0 + gain_sd * rng.standard_normal((n, 8, 1))
     return matrices
 

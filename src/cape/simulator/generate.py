@@ -99,7 +99,9 @@ def plan_blocks(spec: SimulationSpec, cohort: CohortSpec) -> list[Block]:
 
 def block_ecgs(spec: SimulationSpec, cohort: CohortSpec, block: Block) -> pd.DataFrame:
     """Patients and ECG parameters of a block, one row per ECG, with ids and device names."""
-    scales = EffectScales(age=spec.age_effect_scale, sex=spec.sex_effect_scale)
+    scales = EffectScales(
+        age=spec.age_effect_scale, sex=spec.sex_effect_scale, visit=spec.visit_variability
+    )
     counts = sample_visit_counts(
         cohort, block.n_patients, _rng(spec.seed, cohort.name, block.index, _STREAM_COUNTS)
     )
@@ -141,7 +143,7 @@ def synthesise(
     pad = round(PAD_SECONDS * fs)
     model = beat_model(ecgs)
     dipole, axis = render_dipole(model, fs, device.record_seconds * fs + 2 * pad, rng)
-    leads = project(dipole, lead_matrices(len(ecgs), rng))
+    leads = project(dipole, lead_matrices(len(ecgs), rng, ecgs["electrode_sd"].to_numpy()))
     recorded, gain = apply_device(
         leads, device, cohort.mains_hz, ecgs["noise_factor"].to_numpy(), rng
     )

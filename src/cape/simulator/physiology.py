@@ -93,15 +93,32 @@ SHAPE_LATENTS: dict[str, tuple[float, float]] = {
     "heart_rot_y_deg": (0.0, 6.0),
     "heart_rot_z_deg": (0.0, 6.0),
 }
+# Visit-to-visit SD of the shape latents (heart position with posture and body
+# habitus, wave shapes), on the latents' scales; with the traits' visit SDs and the
+# electrode placement jitter they make a patient's ECGs differ between recordings.
+# Sized [U] so that, together with electrode placement, QRS voltage and axis vary
+# between recordings about as test-retest studies report (docs/simulator.md).
+SHAPE_VISIT_SD: dict[str, float] = {
+    "qrs_elevation_deg": 2.0,
+    "t_elevation_deg": 2.0,
+    "septal_log_amplitude": 0.08,
+    "terminal_log_amplitude": 0.08,
+    "t_asymmetry": 0.04,
+    "heart_rot_x_deg": 2.0,
+    "heart_rot_y_deg": 2.0,
+    "heart_rot_z_deg": 2.0,
+}
+ELECTRODE_SD_SPACINGS = 0.2  # precordial placement error per recording, electrode spacings
 N_CONDITION_UNIFORMS = 4  # per-patient uniforms that fix the severity of each condition
 
 
 @dataclass(frozen=True)
 class EffectScales:
-    """The global knobs on age and sex effects (1 = literature-sized)."""
+    """The global knobs on age and sex effects and visit variability (1 = literature-sized)."""
 
     age: float = 1.0
     sex: float = 1.0
+    visit: float = 1.0
 
 
 def sample_visit_counts(
@@ -228,7 +245,7 @@ def sample_ecgs(
             + scales.age * trait.age_slope * (age - REFERENCE_AGE_YEARS)
             + scales.sex * trait.male_delta * (male - 0.5)
             + trait.patient_sd * base[f"z_{name}"].to_numpy()
-            + trait.visit_sd * rng.standard_normal(n)
+            + scales.visit * trait.visit_sd * rng.standard_normal(n)
         )
         for label, effects in ETHNICITY_EFFECTS.items():
             value = value + effects.get(name, 0.0) * (ethnicity == label)
@@ -240,6 +257,11 @@ def sample_ecgs(
     new["resp_hz"] = np.clip(rng.normal(0.25, 0.04, n), 0.12, 0.45)
     new["sway_deg"] = np.abs(rng.normal(4.0, 1.5, n))
     new["noise_factor"] = np.exp(rng.normal(0.0, 0.35, n))  # muscle tremor, skin preparation
+    # Drawn last, so that the draws above do not depend on the visit knob.
+    new["electrode_sd"] = np.full(n, scales.visit * ELECTRODE_SD_SPACINGS)
+    base = base.copy()
+    for name, sd in SHAPE_VISIT_SD.items():
+        base[name] = base[name].to_numpy() + scales.visit * sd * rng.standard_normal(n)
     return pd.concat(
         [pd.DataFrame({"patient_row": new.pop("patient_row")}), base, pd.DataFrame(new)], axis=1
     )

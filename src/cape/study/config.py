@@ -45,6 +45,9 @@ class SimulateSection(_Section):
     artefact_strength: float | None = Field(
         None, ge=0, description="0 identical devices .. >1 strong"
     )
+    visit_variability: float | None = Field(
+        None, ge=0, description="multiplies every visit-to-visit SD (positive-pair difficulty)"
+    )
     workers: int | None = Field(None, ge=1)
 
 

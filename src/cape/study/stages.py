@@ -93,7 +93,8 @@ def simulation_spec(section: Any) -> Any:
 
     spec = preset(section.preset) if section.preset in PRESETS else load_spec(section.preset)
     updates = {"seed": section.seed}
-    for knob in ("scale", "age_effect_scale", "sex_effect_scale", "artefact_strength"):
+    knobs = ("scale", "age_effect_scale", "sex_effect_scale", "artefact_strength")
+    for knob in (*knobs, "visit_variability"):
         value = getattr(section, knob)
         if value is not None:
             updates[knob] = value
