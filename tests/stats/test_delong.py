@@ -126,3 +126,41 @@ def test_delong_ci_logit_and_plain() -> None:
     assert perfect["low"] == perfect["high"] == 1.0 and perfect["note"]
     with pytest.raises(ValueError, match="method"):
         delong_ci(labels, scores, method="wald")  # type: ignore[arg-type]
+
+
+# Normal quantiles from the tables (Abramowitz & Stegun 26.2), to 16 digits.
+Z_975 = 1.959963984540054
+Z_95 = 1.6448536269514722
+
+
+@pytest.mark.parametrize(("confidence", "z"), [(0.95, Z_975), (0.90, Z_95)])
+def test_delong_ci_endpoints_from_the_naive_variance(confidence: float, z: float) -> None:
+    """Both interval methods, endpoint by endpoint, from the 1988 variance by hand.
+
+    ``plain``: ``AUC ± z SE``. ``logit``: ``expit(logit(AUC) ± z SE / (AUC (1 - AUC)))``
+    (delta method; Qin & Hotilovac 2008). ``z`` is the tabled quantile and SE
+    comes from the double-loop structural components, so the only difference is
+    float64 rounding (relative 1e-12 is ~1e4 ulps of slack).
+
+    Mutations caught: a wrong quantile (``norm.ppf(confidence)`` gives a 90 %
+    interval for 95 %; an 85 % interval moves each end by 0.52 SE, which the
+    bootstrap comparison's 0.015 tolerance (~0.55 SE) let through), and a logit
+    interval without the delta-method factor or with it inverted.
+    """
+    rng = np.random.default_rng(11)
+    labels = rng.integers(0, 2, size=70)
+    scores = labels * 1.2 + rng.normal(size=70)
+    auc, _, _, cov = naive_delong(labels, scores[None, :])
+    se = float(np.sqrt(cov[0, 0]))
+    auc = float(auc[0])
+    assert 0.7 < auc < 0.95 and 0.02 < se < 0.1  # an interior AUROC: no clipping
+
+    plain = delong_ci(labels, scores, confidence=confidence, method="plain")
+    assert plain["se"] == pytest.approx(se, rel=1e-12)
+    assert plain["low"] == pytest.approx(auc - z * se, rel=1e-12)
+    assert plain["high"] == pytest.approx(auc + z * se, rel=1e-12)
+
+    logit = delong_ci(labels, scores, confidence=confidence, method="logit")
+    centre, logit_se = np.log(auc / (1 - auc)), se / (auc * (1 - auc))
+    assert logit["low"] == pytest.approx(1 / (1 + np.exp(-(centre - z * logit_se))), rel=1e-12)
+    assert logit["high"] == pytest.approx(1 / (1 + np.exp(-(centre + z * logit_se))), rel=1e-12)
