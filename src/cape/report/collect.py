@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from cape.markers import MARKER
 from cape.protocols.results import CONFIG_FILE, TABLE_FILES, ProtocolResult
 from cape.report.identifiability import read_identifiability
 from cape.report.naming import split_label
@@ -302,8 +303,6 @@ def _read_stage_markers(data: RunData) -> None:
 
     The report's own folder is left out (its marker says "running" while it is written).
     """
-    from cape.study.runner import MARKER
-
     for path in sorted(data.run_dir.glob(f"*/{MARKER}")) + sorted(
         data.run_dir.glob(f"*/*/{MARKER}")
     ):

@@ -38,12 +38,12 @@ import yaml
 
 import cape
 from cape.errors import CapeError
+from cape.markers import MARKER
 from cape.study.config import StudyConfig
 
 logger = logging.getLogger(__name__)
 
 STAGES = ("simulate", "ingest", "pretrain", "embed", "evaluate", "report")
-MARKER = ".stage.json"
 
 
 def content_hash(payload: Any) -> str:
