@@ -5,17 +5,28 @@ one worker process and committed atomically (see :mod:`cape.store`). A task
 whose shard is already committed is skipped, so re-running ingest on the same
 source is idempotent and a killed run resumes where it stopped. Every input
 that does not become a stored ECG is quarantined with its reason.
+
+Nothing a source says is trusted: any exception while reading, mapping leads,
+checking or preprocessing one record becomes a quarantine row (the run goes
+on); after preprocessing, plausibility checks (:func:`cape.qc.measure_beats`)
+catch wrong sampling rates and gains; every stored signal carries a content
+hash and an exact copy of an earlier one is quarantined (``duplicate_signal``).
 """
 
 from __future__ import annotations
 
+import ctypes
 import datetime as _dt
+import errno
 import fcntl
 import hashlib
 import json
 import logging
 import math
+import os
 import re
+import signal as _signal
+import socket
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -30,19 +41,26 @@ from tqdm.auto import tqdm
 
 import cape
 from cape.errors import CapeError
-from cape.leads import MissingLeadsError, select_store_leads, unit_scale_to_mv
+from cape.leads import (
+    AmbiguousLeadsError,
+    MissingLeadsError,
+    select_store_leads,
+    unit_scale_to_mv,
+)
 from cape.preprocessing import (
     PreprocessingConfig,
     plan_filters,
     preprocess,
 )
-from cape.qc import QCConfig, check_record
+from cape.qc import QCConfig, check_plausibility, check_record, measure_beats
 from cape.readers import get_reader
+from cape.readers._common import safe_text
 from cape.readers.base import Reader, ReadTask
 from cape.record import ECGRecord, Reason, Rejection
 from cape.store import (
     HEADER_FILE,
     QUARANTINE_FILE,
+    SAMPLING_RATE_HZ,
     SLOT_SAMPLES,
     ShardWriter,
     committed_shards,
@@ -68,6 +86,7 @@ class IngestSummary:
     stored: int = 0
     quarantined: Counter[str] = field(default_factory=Counter)
     duplicates: int = 0
+    duplicate_signals: int = 0
 
     def add(self, other: dict[str, Any]) -> None:
         self.read += other["read"]
@@ -89,7 +108,31 @@ class IngestSummary:
         lines += [f"  {reason}: {count}" for reason, count in sorted(self.quarantined.items())]
         if self.duplicates:
             lines.append(f"duplicate record ids in the store (quarantined): {self.duplicates}")
+        if self.duplicate_signals:
+            lines.append(f"duplicate signals in the store (quarantined): {self.duplicate_signals}")
         return "\n".join(lines)
+
+
+# One documented character set for cohort names: they name shards and files, appear in
+# reports and are compared exactly, so nothing is "sanitised" into a collision.
+COHORT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def validate_cohort_name(cohort: str) -> str:
+    """Return ``cohort`` if it is a valid cohort name.
+
+    Valid: 1-64 characters of ``A-Z a-z 0-9 . _ -``, starting with a letter or
+    digit (``site_a``, ``PTB-XL.500``).
+
+    Raises:
+        CapeError: otherwise, saying what is wrong and how a valid name looks.
+    """
+    if not isinstance(cohort, str) or not COHORT_NAME.match(cohort):
+        raise CapeError(
+            f"cohort name {cohort!r} is not allowed: use 1-64 characters of A-Z a-z 0-9 . _ - "
+            "starting with a letter or digit (e.g. 'site_a')"
+        )
+    return cohort
 
 
 def shard_name(cohort: str, task: ReadTask, source: str, options: dict[str, Any]) -> str:
@@ -102,36 +145,82 @@ def shard_name(cohort: str, task: ReadTask, source: str, options: dict[str, Any]
     as ``duplicate_id`` in the quarantine, never silently skipped).
     """
     identity = json.dumps(
-        [source, {k: str(v) for k, v in sorted(options.items())}, task.key, repr(task.payload)]
+        [
+            cohort,  # the exact name: two cohorts never share a shard
+            source,
+            {k: str(v) for k, v in sorted(options.items())},
+            task.key,
+            repr(task.payload),
+        ]
     )
-    digest = hashlib.sha1(identity.encode()).hexdigest()[:10]
+    digest = hashlib.sha1(identity.encode("utf-8", "surrogateescape")).hexdigest()[:10]
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{cohort}__{task.key}")
     return f"{safe[:180]}__{digest}"
 
 
 @contextmanager
 def store_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the store: one ingest (or split) at a time."""
+    """Hold an exclusive lock on the store: one ingest (or split) at a time.
+
+    A POSIX record lock (``lockf``), not ``flock``: record locks belong to the
+    process and are not inherited by forked workers, so workers orphaned by a
+    ``kill -9`` of the parent cannot keep the store locked. The lock file holds
+    the owner's pid and host while it runs and is emptied on release; finding
+    it non-empty on acquiring means the previous owner died: its lock is taken
+    over with a warning (its uncommitted shards are rewritten, never counted).
+
+    Raises:
+        CapeError: another live process holds the lock.
+    """
+    path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    with open(path / ".lock", "w") as handle:
+    fd = os.open(path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as error:
-            raise CapeError(f"{path} is being written by another cape process") from error
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            if error.errno not in (errno.EACCES, errno.EAGAIN):
+                raise
+            owner = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+            raise CapeError(
+                f"{path} is being written by another cape process (owner: {owner})"
+            ) from error
+        previous = os.pread(fd, 200, 0).decode(errors="replace").strip()
+        if previous:
+            logger.warning(
+                "%s: taking over a stale lock (owner %s ended without releasing it); "
+                "shards it did not commit are rewritten",
+                path,
+                previous,
+            )
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            os.ftruncate(fd, 0)
+            fcntl.lockf(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _text(value: Any) -> Any:
+    """Strings (and lists of strings) made writable: undecodable bytes spelled ``\\xNN``."""
+    if isinstance(value, str):
+        return safe_text(value)
+    if isinstance(value, list):
+        return [_text(v) for v in value]
+    return value
 
 
 def _rejection_row(rejection: Rejection) -> dict[str, Any]:
     return {
         "cohort": rejection.cohort,
-        "source_file": rejection.source_file,
-        "record_id": rejection.record_id,
-        "patient_id": rejection.patient_id,
-        "reason": rejection.reason.value,
-        "detail": rejection.detail,
+        "source_file": _text(str(rejection.source_file)),
+        "record_id": None if rejection.record_id is None else _text(str(rejection.record_id)),
+        "patient_id": None if rejection.patient_id is None else _text(str(rejection.patient_id)),
+        "reason": Reason(rejection.reason).value,
+        "detail": _text(str(rejection.detail)),
     }
 
 
@@ -163,7 +252,7 @@ def _metadata_row(record: ECGRecord) -> dict[str, Any]:
         elif isinstance(value, (tuple, set)):
             value = sorted(value)
         row[key] = value
-    return row
+    return {key: _text(value) for key, value in row.items()}
 
 
 @dataclass
@@ -174,8 +263,13 @@ class _Prepared:
 
 def _prepare(record: ECGRecord, qc: QCConfig) -> _Prepared | dict[str, Any]:
     """Validate one record and return its 8-lead valid span in mV, or a quarantine row."""
-    if record.patient_id is None or str(record.patient_id).strip() in {"", "nan", "None"}:
-        return _reject(record, Reason.MISSING_PATIENT_ID, "no patient id in the source metadata")
+    if qc.is_placeholder(record.patient_id):
+        return _reject(
+            record,
+            Reason.MISSING_PATIENT_ID,
+            f"patient id {record.patient_id!r} is missing or a placeholder "
+            "(QCConfig.placeholder_patient_ids)",
+        )
     try:
         scale = unit_scale_to_mv(record.units)
     except ValueError as error:
@@ -184,6 +278,8 @@ def _prepare(record: ECGRecord, qc: QCConfig) -> _Prepared | dict[str, Any]:
         signal = select_store_leads(np.asarray(record.signal, dtype=np.float64), record.lead_names)
     except MissingLeadsError as error:
         return _reject(record, Reason.MISSING_LEADS, str(error))
+    except AmbiguousLeadsError as error:
+        return _reject(record, Reason.AMBIGUOUS_LEADS, str(error))
     except ValueError as error:
         return _reject(record, Reason.UNREADABLE, str(error))
     signal = signal * scale
@@ -203,32 +299,79 @@ def _flush(
     rejections: list[dict[str, Any]],
     mains_hz: float | None,
     config: PreprocessingConfig,
+    qc: QCConfig,
 ) -> int:
-    """Preprocess a batch (grouped by rate and length) and append it to the shard."""
+    """Preprocess a batch (grouped by rate and length), check it and append it to the shard.
+
+    A group that fails as a whole is retried record by record, so an exception
+    quarantines the record that caused it (``processing_error``) and no other.
+    """
     stored = 0
     groups: dict[tuple[float, int], list[_Prepared]] = {}
     for item in batch:
         key = (float(item.record.sampling_rate_hz or 0.0), item.signal_mv.shape[1])
         groups.setdefault(key, []).append(item)
     for (rate, _), items in groups.items():
-        stacked = np.stack([item.signal_mv for item in items])
-        result = preprocess(stacked, rate, mains_hz, config)
-        slots, valid = fit_to_slot(result.signals, result.valid_lengths, SLOT_SAMPLES)
-        int16, clipped = to_int16_microvolts(slots)
-        for k, item in enumerate(items):
-            if clipped[k]:
-                rejections.append(
-                    _reject(
-                        item.record,
-                        Reason.SATURATED,
-                        "after preprocessing the signal exceeds ±32.767 mV (int16 µV range)",
+        try:
+            stored += _store_group(items, rate, writer, rejections, mains_hz, config, qc)
+        except Exception:
+            for item in items:
+                try:
+                    stored += _store_group([item], rate, writer, rejections, mains_hz, config, qc)
+                except Exception as error:
+                    logger.exception("record %s failed in preprocessing", item.record.record_id)
+                    rejections.append(
+                        _reject(
+                            item.record,
+                            Reason.PROCESSING_ERROR,
+                            f"{type(error).__name__}: {error}",
+                        )
                     )
+    return stored
+
+
+def _store_group(
+    items: list[_Prepared],
+    rate: float,
+    writer: ShardWriter,
+    rejections: list[dict[str, Any]],
+    mains_hz: float | None,
+    config: PreprocessingConfig,
+    qc: QCConfig,
+) -> int:
+    """Preprocess records of one rate and length, run the plausibility checks, append."""
+    stacked = np.stack([item.signal_mv for item in items])
+    result = preprocess(stacked, rate, mains_hz, config)
+    slots, valid = fit_to_slot(result.signals, result.valid_lengths, SLOT_SAMPLES)
+    int16, clipped = to_int16_microvolts(slots)
+    features = measure_beats(slots, valid, SAMPLING_RATE_HZ)
+    outcomes: list[tuple[Reason, str] | dict[str, Any]] = []
+    for k, item in enumerate(items):
+        if clipped[k]:
+            outcomes.append(
+                (
+                    Reason.SATURATED,
+                    "after preprocessing the signal exceeds ±32.767 mV (int16 µV range)",
                 )
-                continue
-            row = _metadata_row(item.record)
-            row["valid_length"] = int(valid[k])
-            writer.append(int16[k], row)
+            )
+            continue
+        problem = check_plausibility(features, k, qc)
+        if problem is not None:
+            outcomes.append(problem)
+            continue
+        row = _metadata_row(item.record)
+        row["valid_length"] = int(valid[k])
+        # Content hash of exactly what is stored: equal hashes = the same signal.
+        row["signal_hash"] = hashlib.blake2b(int16[k].tobytes(), digest_size=16).hexdigest()
+        outcomes.append(row)
+    # Only now touch the shard: a failure above leaves nothing half-written.
+    stored = 0
+    for k, (item, outcome) in enumerate(zip(items, outcomes, strict=True)):
+        if isinstance(outcome, dict):
+            writer.append(int16[k], outcome)
             stored += 1
+        else:
+            rejections.append(_reject(item.record, *outcome))
     return stored
 
 
@@ -241,13 +384,34 @@ def ingest_task(
     config: PreprocessingConfig,
     qc: QCConfig,
 ) -> dict[str, Any]:
-    """Read one task, write and commit its shard. Runs in a worker process."""
+    """Read one task, write and commit its shard. Runs in a worker process.
+
+    Never raises for what a source holds: a reader that fails mid-task leaves
+    one ``unreadable`` row naming the task and the exception, and what was read
+    before it is stored.
+    """
     writer = ShardWriter(store_path, name)
     rejections: list[dict[str, Any]] = []
     batch: list[_Prepared] = []
     read = stored = 0
     try:
-        for item in reader.read(task):
+        items = iter(reader.read(task))
+        while True:
+            try:
+                item = next(items)
+            except StopIteration:
+                break
+            except Exception as error:  # the reader itself failed: the task's rest is lost
+                logger.exception("task %s of %s failed", task.key, reader.source)
+                detail = (
+                    f"task {task.key} stopped after {read} inputs: {type(error).__name__}: {error}"
+                )
+                rejections.append(
+                    _rejection_row(
+                        Rejection(reader.cohort, str(reader.source), Reason.UNREADABLE, detail)
+                    )
+                )
+                break
             read += 1
             if isinstance(item, Rejection):
                 rejections.append(_rejection_row(item))
@@ -256,16 +420,18 @@ def ingest_task(
                 prepared = _prepare(item, qc)
             except Exception as error:  # one bad record never stops the run
                 logger.exception("record %s in %s failed", item.record_id, item.source_file)
-                prepared = _reject(item, Reason.UNREADABLE, f"{type(error).__name__}: {error}")
+                prepared = _reject(
+                    item, Reason.PROCESSING_ERROR, f"{type(error).__name__}: {error}"
+                )
             if isinstance(prepared, dict):
                 rejections.append(prepared)
                 continue
             batch.append(prepared)
             if len(batch) >= _BATCH:
-                stored += _flush(batch, writer, rejections, mains_hz, config)
+                stored += _flush(batch, writer, rejections, mains_hz, config, qc)
                 batch = []
         if batch:
-            stored += _flush(batch, writer, rejections, mains_hz, config)
+            stored += _flush(batch, writer, rejections, mains_hz, config, qc)
         writer.commit(rejections)
     except BaseException:
         writer.abort()
@@ -274,10 +440,10 @@ def ingest_task(
     return {"read": read, "stored": stored, "quarantined": dict(counts)}
 
 
-def _count_duplicates(store_path: Path) -> int:
-    """Duplicate record ids quarantined by :func:`cape.store.rebuild_manifest`."""
+def _count_duplicates(store_path: Path, reason: Reason = Reason.DUPLICATE_ID) -> int:
+    """Duplicates (ids or signals) quarantined by :func:`cape.store.rebuild_manifest`."""
     quarantine = pd.read_parquet(store_path / QUARANTINE_FILE, columns=["reason"])
-    return int((quarantine["reason"] == Reason.DUPLICATE_ID.value).sum())
+    return int((quarantine["reason"] == reason.value).sum())
 
 
 def ingest(
@@ -305,9 +471,10 @@ def ingest(
         preprocessing, qc: parameters; recorded in the store header.
 
     Raises:
-        CapeError: bad source layout, or the cohort was ingested before with other
-            preprocessing parameters.
+        CapeError: bad source layout, an invalid cohort name, or the cohort was
+            ingested before with other preprocessing parameters.
     """
+    validate_cohort_name(cohort)
     reader = get_reader(format_name, source, cohort, **(reader_options or {}))
     return ingest_reader(
         reader,
@@ -335,7 +502,7 @@ def ingest_reader(
     config = preprocessing or PreprocessingConfig()
     qc = qc or QCConfig()
     store_path = Path(out)
-    cohort = reader.cohort
+    cohort = validate_cohort_name(reader.cohort)
     source = reader.source
     reader_options = reader.options
     format_name = format_name or reader.format_name
@@ -345,15 +512,19 @@ def ingest_reader(
             "format": format_name,
             "mains_hz": mains_hz,
             "preprocessing": config.to_dict(),
-            "qc": asdict(qc),
+            "qc": qc.to_dict(),
         }
         previous = header["cohorts"].get(cohort)
         if previous is not None:
             for key in ("mains_hz", "preprocessing", "qc"):
-                if previous.get(key) != entry[key]:
+                before, now = previous.get(key), entry[key]
+                if key == "qc" and isinstance(before, dict) and isinstance(now, dict):
+                    # Checks added by a later CAPE are not a change of parameters.
+                    now = {k: v for k, v in now.items() if k in before}
+                if before != now:
                     raise CapeError(
                         f"cohort {cohort!r} is already in {store_path} with {key}="
-                        f"{previous.get(key)!r}; this run asks for {entry[key]!r}. "
+                        f"{before!r}; this run asks for {now!r}. "
                         "Use another cohort name or another store."
                     )
         sources = list(previous.get("sources", [])) if previous else []
@@ -369,6 +540,10 @@ def ingest_reader(
             "ingested_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
         write_json_atomic(store_path / HEADER_FILE, header)
+        if not (store_path / "manifest.parquet").is_file():
+            # A store is readable (empty) from its first moment: a crash before the first
+            # commit leaves a store that `cape describe` opens and a rerun completes.
+            rebuild_manifest(store_path)
 
         tasks = reader.tasks()
         done = committed_shards(store_path)
@@ -391,6 +566,7 @@ def ingest_reader(
             bar.close()
         manifest = rebuild_manifest(store_path)
         summary.duplicates = _count_duplicates(store_path)
+        summary.duplicate_signals = _count_duplicates(store_path, Reason.DUPLICATE_SIGNAL)
         rows = manifest[manifest["cohort"] == cohort]
         header["cohorts"][cohort]["n_stored"] = len(rows)
         # What the filters actually did at each source rate (e.g. no 100 Hz low-pass at 100 Hz).
@@ -418,7 +594,9 @@ def _run_pool(
 ) -> None:
     # Keep at most 2 tasks per worker in flight so memory stays flat however many tasks.
     queue = list(reversed(pending))
-    with ProcessPoolExecutor(max_workers=workers, initializer=_single_thread) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers, initializer=_worker_init, initargs=(os.getpid(),)
+    ) as pool:
         running: dict[Future[dict[str, Any]], ReadTask] = {}
         while queue or running:
             while queue and len(running) < 2 * workers:
@@ -432,6 +610,23 @@ def _run_pool(
                 task = running.pop(future)
                 summary.add(future.result())
                 bar.update(task.n_items)
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _worker_init(parent_pid: int) -> None:
+    """Die with the parent, and use one thread."""
+    # A worker orphaned by `kill -9` of ingest would go on writing shards into a store a
+    # rerun is writing too. The kernel kills it when its parent dies (Linux).
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(_signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the parent check below still helps
+        pass
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+    _single_thread()
 
 
 def _single_thread() -> None:

@@ -57,6 +57,10 @@ class MissingLeadsError(ValueError):
     """Raised when the leads needed for the store cannot be found or derived."""
 
 
+class AmbiguousLeadsError(ValueError):
+    """Raised when two channels map to the same standard lead (e.g. ``I`` and ``DI``)."""
+
+
 def select_store_leads(signal: np.ndarray, lead_names: Sequence[str]) -> np.ndarray:
     """Return the eight store leads (I, II, V1-V6) from a multi-lead signal.
 
@@ -71,6 +75,7 @@ def select_store_leads(signal: np.ndarray, lead_names: Sequence[str]) -> np.ndar
 
     Raises:
         MissingLeadsError: a required lead is absent and cannot be derived.
+        AmbiguousLeadsError: two channels map to the same standard lead.
     """
     if signal.ndim != 2 or signal.shape[0] != len(lead_names):
         raise ValueError(
@@ -79,8 +84,15 @@ def select_store_leads(signal: np.ndarray, lead_names: Sequence[str]) -> np.ndar
     index: dict[str, int] = {}
     for i, name in enumerate(lead_names):
         canon = canonical_lead_name(name)
-        if canon is not None and canon not in index:
-            index[canon] = i
+        if canon is None:
+            continue
+        if canon in index:
+            # Two channels claiming one lead: which is right cannot be known.
+            raise AmbiguousLeadsError(
+                f"channels {index[canon] + 1} ({lead_names[index[canon]]!r}) and {i + 1} "
+                f"({name!r}) are both lead {canon}"
+            )
+        index[canon] = i
     rows: dict[str, np.ndarray] = {k: signal[i] for k, i in index.items()}
     if "-aVR" in rows and "aVR" not in rows:
         rows["aVR"] = -rows["-aVR"]

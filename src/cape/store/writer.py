@@ -39,9 +39,13 @@ def rebuild_manifest(path: Path) -> pd.DataFrame:
     """
     part_dir = path / PART_DIR
     manifests, quarantines = [], []
+    committed = committed_shards(path)
     for part in sorted(part_dir.glob("*.parquet")):
         if part.name.endswith(".quarantine.parquet"):
-            quarantines.append(pd.read_parquet(part))
+            # Rejections count with their shard: a quarantine part whose manifest part
+            # was never written belongs to a shard that was never committed.
+            if part.name[: -len(".quarantine.parquet")] in committed:
+                quarantines.append(pd.read_parquet(part))
         else:
             manifests.append(pd.read_parquet(part))
     manifest = (
@@ -85,6 +89,11 @@ def rebuild_manifest(path: Path) -> pd.DataFrame:
             )
         )
         manifest = manifest[~duplicated].reset_index(drop=True)
+    if "signal_hash" in manifest and len(manifest):
+        quarantines.append(_duplicate_signals(manifest))
+        manifest = manifest[
+            ~(manifest["signal_hash"].notna() & manifest.duplicated(["signal_hash"], keep="first"))
+        ].reset_index(drop=True)
     write_parquet_atomic(manifest, old_path)
     quarantine = (
         pd.concat([q for q in quarantines if len(q)], ignore_index=True)
@@ -93,6 +102,35 @@ def rebuild_manifest(path: Path) -> pd.DataFrame:
     )
     write_parquet_atomic(quarantine, path / QUARANTINE_FILE)
     return manifest
+
+
+def _duplicate_signals(manifest: pd.DataFrame) -> pd.DataFrame:
+    """Quarantine rows for stored signals identical to an earlier one (any cohort).
+
+    The same recording under another id or patient would put one ECG into two
+    patients (or twice into one), leaking across splits; the first copy stays.
+    """
+    hashed = manifest["signal_hash"].notna()
+    duplicated = hashed & manifest.duplicated(["signal_hash"], keep="first")
+    if not duplicated.any():
+        return pd.DataFrame(columns=QUARANTINE_COLUMNS)
+    first = manifest[hashed & ~duplicated].set_index("signal_hash")
+    dupes = manifest[duplicated]
+    details = [
+        f"the same stored signal as record {first.at[h, 'record_id']} of cohort "
+        f"{first.at[h, 'cohort']} (patient {first.at[h, 'patient_id']})"
+        for h in dupes["signal_hash"]
+    ]
+    return pd.DataFrame(
+        {
+            "cohort": dupes["cohort"].to_numpy(),
+            "source_file": dupes["source_file"].to_numpy(),
+            "record_id": dupes["record_id"].to_numpy(),
+            "patient_id": dupes["patient_id"].to_numpy(),
+            "reason": "duplicate_signal",
+            "detail": details,
+        }
+    )
 
 
 def _key(frame: pd.DataFrame, id_column: str) -> pd.Series:
@@ -127,7 +165,12 @@ class ShardWriter:
         self.rows.append({**row, "shard": self.name, "row": len(self.rows)})
 
     def commit(self, rejections: Sequence[dict[str, Any]] = ()) -> None:
-        """Flush the data to disk, then atomically publish the manifest and quarantine parts."""
+        """Flush the data to disk, then atomically publish the quarantine and manifest parts.
+
+        The manifest part is renamed into place last and is the commit: the
+        quarantine part of a shard without one is ignored by
+        :func:`rebuild_manifest` and rewritten when the task is run again.
+        """
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
@@ -143,8 +186,12 @@ class ShardWriter:
         write_parquet_atomic(manifest, part_dir / f"{self.name}.parquet")
 
     def abort(self) -> None:
+        """Remove everything this shard wrote; it was never committed."""
         self._file.close()
         self.data_path.unlink(missing_ok=True)
+        if self.name not in committed_shards(self.store_path):
+            part = self.store_path / PART_DIR / f"{self.name}.quarantine.parquet"
+            part.unlink(missing_ok=True)
 
 
 def committed_shards(store_path: Path) -> set[str]:
