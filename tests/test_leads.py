@@ -53,13 +53,17 @@ def _twelve(rng, n=500):
 
 
 def test_select_reorders_and_keeps_eight():
+    """All eight rows, lead II included, are the source rows themselves (bit-exact:
+    present leads are copied, not derived). Mutation caught: lead II taken from the
+    wrong channel (III, aVF, or derived when present); the old test never looked at
+    row 1."""
     rng = np.random.default_rng(0)
     signal, names = _twelve(rng)
     perm = rng.permutation(12)
     out = select_store_leads(signal[perm], [names[k] for k in perm])
     assert out.shape == (8, signal.shape[1])
-    np.testing.assert_allclose(out[0], signal[0])
-    np.testing.assert_allclose(out[2:], signal[6:])
+    assert list(STORE_LEADS) == ["I", "II", "V1", "V2", "V3", "V4", "V5", "V6"]
+    np.testing.assert_array_equal(out, signal[[0, 1, 6, 7, 8, 9, 10, 11]])
 
 
 @pytest.mark.parametrize("drop", ["I", "II"])
