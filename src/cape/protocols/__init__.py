@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from cape.protocols.aggregates import AGGREGATE_COLUMNS, across_cohorts
 from cape.protocols.baselines import mean_predictor
 from cape.protocols.comparisons import TEST_COLUMNS, kruskal_across_models, paired_tests
 from cape.protocols.composition import run_composition
@@ -44,6 +45,7 @@ from cape.protocols.settings import PROTOCOLS, HeadSettings, ProtocolSettings
 from cape.protocols.tasks import TASKS, TaskLabels, TaskSpec, extract_labels, get_task
 
 __all__ = [
+    "AGGREGATE_COLUMNS",
     "MEAN_PREDICTOR",
     "PREDICTION_COLUMNS",
     "PROTOCOLS",
@@ -58,6 +60,7 @@ __all__ = [
     "ProtocolSettings",
     "TaskLabels",
     "TaskSpec",
+    "across_cohorts",
     "derive_seed",
     "draw_splits",
     "extract_labels",

@@ -21,8 +21,14 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from cape.errors import CapeError
+from cape.protocols.aggregates import across_cohorts
 from cape.protocols.comparisons import kruskal_across_models, paired_tests
-from cape.protocols.featuresets import FeatureSet, store_mismatch_warnings
+from cape.protocols.featuresets import (
+    UNTRAINED,
+    FeatureSet,
+    pretraining_splits,
+    store_mismatch_warnings,
+)
 from cape.protocols.fitting import fit_each_and_collect
 from cape.protocols.results import Collector, ProtocolResult, summarise
 from cape.protocols.run_config import run_config
@@ -151,7 +157,31 @@ def run_composition(
         if any(len(t) for t in tests)
         else tests[0],
         labels=pd.concat(label_counts, ignore_index=True),
+        aggregate=across_cohorts(results),
         config=run_config(
-            settings, feature_sets, cohorts, plans, messages, store_mismatch_warnings(feature_sets)
+            settings,
+            feature_sets,
+            cohorts,
+            plans,
+            messages,
+            store_mismatch_warnings(feature_sets) + _seen_test_warnings(feature_sets, cohorts),
+            head_scaling=settings.head.describe_scaling(),
         ),
     )
+
+
+def _seen_test_warnings(feature_sets: Sequence[FeatureSet], cohorts: Sequence[str]) -> list[str]:
+    """Cohorts whose test ECGs some encoder was pretrained on (unlabelled), one line each."""
+    lines = []
+    for cohort in cohorts:
+        seen = [
+            fs.label
+            for fs in feature_sets
+            if fs.baseline != UNTRAINED and "test" in (pretraining_splits(fs.info, cohort) or ())
+        ]
+        if seen:
+            lines.append(
+                f"cohort {cohort!r}: its test ECGs were in the pretraining of {seen} "
+                "(without labels); exclude_splits leaves them out"
+            )
+    return lines

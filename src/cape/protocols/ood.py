@@ -36,6 +36,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from cape.errors import CapeError
+from cape.protocols.aggregates import across_cohorts
 from cape.protocols.baselines import mean_predictor
 from cape.protocols.comparisons import empty_tests, paired_tests
 from cape.protocols.composition import check_cohorts
@@ -335,6 +336,7 @@ def run_ood(
         labels=pd.concat(label_counts, ignore_index=True),
         shift=shift,
         subgroups=subgroups,
+        aggregate=across_cohorts(results, settings.compare),
         config=run_config(
             settings,
             feature_sets,

@@ -62,8 +62,20 @@ TABLE_FILES = {
     "labels": "labels.parquet",
     "shift": "shift.parquet",
     "subgroups": "subgroups.parquet",
+    "aggregate": "aggregate.parquet",
 }
-CSV_TABLES = ("results", "summary", "summary_by_seed", "tests", "labels", "shift", "subgroups")
+CSV_TABLES = (
+    "results",
+    "summary",
+    "summary_by_seed",
+    "tests",
+    "labels",
+    "shift",
+    "subgroups",
+    "aggregate",
+)
+# Tables added after the first release: a results directory without them still reads.
+OPTIONAL_TABLES = ("aggregate",)
 CONFIG_FILE = "config.json"
 
 
@@ -241,6 +253,7 @@ class ProtocolResult:
     labels: pd.DataFrame
     shift: pd.DataFrame = field(default_factory=pd.DataFrame)
     subgroups: pd.DataFrame = field(default_factory=pd.DataFrame)
+    aggregate: pd.DataFrame = field(default_factory=pd.DataFrame)
     config: dict[str, Any] = field(default_factory=dict)
 
 
@@ -262,9 +275,15 @@ def read_results(out: str | Path) -> ProtocolResult:
     """Read a directory written by :func:`write_results`.
 
     Raises:
-        FileNotFoundError: a table or the config is missing.
+        FileNotFoundError: a table (other than the later-added ``aggregate``) or the
+            config is missing.
     """
     out = Path(out)
-    tables = {name: pd.read_parquet(out / file_name) for name, file_name in TABLE_FILES.items()}
+    tables = {
+        name: pd.read_parquet(out / file_name)
+        if name not in OPTIONAL_TABLES or (out / file_name).is_file()
+        else pd.DataFrame()
+        for name, file_name in TABLE_FILES.items()
+    }
     config = json.loads((out / CONFIG_FILE).read_text())
     return ProtocolResult(**tables, config=config)
