@@ -23,28 +23,15 @@ from cape.arrays import store_slots
 from cape.cli import main as cape_main
 from cape.embed import load_features
 from cape.errors import CapeError
-from cape.pretrain import build_model, export_encoder
-from cape.pretrain.config import load_config
+from cape.leads import STANDARD_12
+from cape.pretrain import export_encoder
 from cape.store import CohortStore
+
+from .helpers import FS, raw_ecg, small_encoder
 
 # CODE-15%-style spellings, so the API's lead aliasing is exercised too.
 LEADS = ["DI", "DII", "DIII", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6"]
-FS = 500
 SECONDS = (10.0, 8.0, 12.5, 10.0)  # shorter and longer than the 10 s slot
-
-
-def _ecg(seed: int, seconds: float) -> np.ndarray:
-    """A 12-lead signal in mV ``(12, n)``: beats, baseline wander, 50 Hz hum, noise."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(round(seconds * FS)) / FS
-    beat = np.exp(-(((t * rng.uniform(0.9, 1.4)) % 1.0 - 0.4) ** 2) / (2 * 0.012**2))
-    wander = 0.2 * np.sin(2 * np.pi * 0.3 * t + rng.uniform(0, 6))
-    hum = 0.05 * np.sin(2 * np.pi * 50 * t)
-    lead_i = 0.6 * beat + wander + hum + rng.normal(0, 0.02, t.size)
-    lead_ii = 1.1 * beat - wander + hum + rng.normal(0, 0.02, t.size)
-    limb = [lead_ii - lead_i, -(lead_i + lead_ii) / 2, lead_i - lead_ii / 2, lead_ii - lead_i / 2]
-    chest = [(0.3 + 0.2 * k) * beat + rng.normal(0, 0.02, t.size) for k in range(6)]
-    return np.stack([lead_i, lead_ii, *limb, *chest])
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +44,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
             fs=FS,
             units=["mV"] * 12,
             sig_name=LEADS,
-            p_signal=_ecg(k, seconds).T,
+            p_signal=raw_ecg(k, seconds).T,
             fmt=["16"] * 12,
             adc_gain=[1000.0] * 12,
             baseline=[0] * 12,
@@ -70,16 +57,8 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def encoder_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An untrained small encoder on 7 s windows, with batch-norm statistics that are not
-    the identity (so every lead and sample matters)."""
-    config = load_config("small", ["seed=3"])
-    encoder = build_model(config).encoder
-    generator = torch.Generator().manual_seed(0)
-    for module in encoder.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            n = module.num_features
-            module.running_mean.copy_(0.1 * torch.randn(n, generator=generator))
-            module.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
+    """An untrained small encoder on 7 s windows."""
+    encoder, config = small_encoder(["seed=3"])
     path = tmp_path_factory.mktemp("enc") / "encoder.safetensors"
     export_encoder(encoder, config, path)
     return path
@@ -123,7 +102,7 @@ def test_api_equals_ingest_then_embed(source: Path, encoder_file: Path, tmp_path
 
 def test_array_input_units_and_lead_forms(encoder_file: Path):
     torch.set_num_threads(1)
-    signals = np.stack([_ecg(k, 10.0) for k in range(3)])  # (3, 12, 5000), standard order
+    signals = np.stack([raw_ecg(k, 10.0) for k in range(3)])  # (3, 12, 5000), standard order
     encoder = cape.load_encoder(encoder_file)
     reference = encoder.embed(signals, sampling_rate=FS, mains_hz=50, batch_size=2)
     assert reference.shape == (3, encoder.feature_dim)
@@ -135,36 +114,12 @@ def test_array_input_units_and_lead_forms(encoder_file: Path):
     np.testing.assert_allclose(as_list, reference, rtol=0, atol=1e-4 * scale)
     np.testing.assert_allclose(single, reference[:1], rtol=0, atol=1e-5 * scale)
     # Lead I missing: derived from II and III (Einthoven), up to 1 µV of rounding.
-    without_i = encoder.embed(signals[:, 1:], sampling_rate=FS, leads=cape_leads()[1:], mains_hz=50)
+    without_i = encoder.embed(signals[:, 1:], sampling_rate=FS, leads=STANDARD_12[1:], mains_hz=50)
     np.testing.assert_allclose(without_i, reference, rtol=0, atol=1e-4 * scale)
     with pytest.raises(ValueError, match="leads"):
         encoder.embed(signals[:, :5], sampling_rate=FS)
     with pytest.raises(ValueError, match="unit"):
         encoder.embed(signals, sampling_rate=FS, units="furlongs")
-
-
-def cape_leads() -> list[str]:
-    return ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
-
-
-def test_pipeline_with_ridge(encoder_file: Path):
-    torch.set_num_threads(1)
-    from sklearn.base import clone
-    from sklearn.linear_model import Ridge
-    from sklearn.pipeline import Pipeline
-
-    signals = np.stack([_ecg(k, 9.0) for k in range(6)])
-    ages = np.linspace(30, 80, 6)
-    pipeline = Pipeline(
-        [("embed", cape.CapeEmbedder(str(encoder_file), sampling_rate=FS)), ("ridge", Ridge())]
-    )
-    predicted = pipeline.fit(signals, ages).predict(signals)
-    features = cape.load_encoder(encoder_file).embed(signals, sampling_rate=FS)
-    np.testing.assert_allclose(predicted, Ridge().fit(features, ages).predict(features))
-    assert pipeline.named_steps["embed"].n_features_out_ == features.shape[1]
-    pipeline.set_params(embed__mains_hz=50)
-    assert clone(pipeline).get_params()["embed__mains_hz"] == 50
-    assert clone(pipeline).named_steps["embed"].encoder == str(encoder_file)
 
 
 def test_import_stays_lazy():

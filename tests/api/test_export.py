@@ -14,24 +14,19 @@ import torch
 import cape
 from cape.cli import main as cape_main
 from cape.export import export_encoder_folder
-from cape.pretrain import build_model, export_encoder
-from cape.pretrain.config import load_config, save_config
+from cape.pretrain import export_encoder
+from cape.pretrain.config import save_config
 from cape.pretrain.rundir import RunDir, write_json
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "api.md"
+from .helpers import small_encoder
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 
 
 def _run_dir(root: Path, overrides: list[str]) -> Path:
     """A run directory as `cape pretrain` leaves it (config, provenance, encoder), untrained
     weights with non-trivial batch-norm statistics."""
-    config = load_config("small", ["seed=5", f"out_dir={root}", *overrides])
-    encoder = build_model(config).encoder
-    generator = torch.Generator().manual_seed(1)
-    for module in encoder.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            n = module.num_features
-            module.running_mean.copy_(0.1 * torch.randn(n, generator=generator))
-            module.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
+    encoder, config = small_encoder(["seed=5", f"out_dir={root}", *overrides], seed=1)
     run = RunDir(root)
     root.mkdir(parents=True)
     save_config(config, run.config)
