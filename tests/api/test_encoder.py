@@ -122,6 +122,19 @@ def test_array_input_units_and_lead_forms(encoder_file: Path):
         encoder.embed(signals, sampling_rate=FS, units="furlongs")
 
 
+def test_records_ingest_would_reject(encoder_file: Path, caplog: pytest.LogCaptureFixture):
+    encoder = cape.load_encoder(encoder_file)
+    with caplog.at_level("WARNING", logger="cape.arrays"):
+        features = encoder.embed([raw_ecg(0, 5.0)], sampling_rate=FS)  # under 7 s: padded
+    assert features.shape == (1, encoder.feature_dim) and "too_short" in caplog.text
+    with pytest.raises(ValueError, match="too short to filter"):
+        encoder.embed([raw_ecg(0, 0.5)], sampling_rate=FS)
+    nan = raw_ecg(1, 10.0)
+    nan[1, 100] = np.nan  # lead II (a NaN in aVR would not matter: aVR is not kept)
+    with pytest.raises(ValueError, match="non-finite"):
+        encoder.embed(nan, sampling_rate=FS)
+
+
 def test_import_stays_lazy():
     code = (
         "import sys, cape, cape.cli; cape.cli.build_parser(); cape.preprocess; "

@@ -14,9 +14,11 @@ import torch
 import cape
 from cape.cli import main as cape_main
 from cape.export import export_encoder_folder
+from cape.preprocessing import PreprocessingConfig
 from cape.pretrain import export_encoder
 from cape.pretrain.config import save_config
 from cape.pretrain.rundir import RunDir, write_json
+from cape.store import HEADER_FILE, new_header, write_json_atomic
 
 from .helpers import small_encoder
 
@@ -74,6 +76,20 @@ def test_export_round_trip_and_config(tmp_path: Path, capsys):
     assert again["architecture"] == config["architecture"]
     assert again["signal_contract"] == config["signal_contract"]
     assert cape_main(["export", str(tmp_path / "none"), "--out", str(tmp_path / "x")]) == 1
+
+
+def test_run_reads_its_stores_preprocessing(tmp_path: Path):
+    """A store ingested with other filter settings: the encoder (and its export) use them."""
+    store = tmp_path / "store"
+    store.mkdir()
+    header = new_header()
+    settings = PreprocessingConfig(lowpass_hz=40.0).to_dict()
+    header["cohorts"] = {"a": {"preprocessing": settings}, "b": {"preprocessing": settings}}
+    write_json_atomic(store / HEADER_FILE, header)
+    run = _run_dir(tmp_path / "run", ["crop_seconds=2.0", f"store={store}"])
+    assert cape.load_encoder(run).preprocessing == PreprocessingConfig(lowpass_hz=40.0)
+    export_encoder_folder(run, tmp_path / "out")
+    assert cape.load_encoder(tmp_path / "out").preprocessing.lowpass_hz == 40.0
 
 
 def _plain_pytorch_block() -> str:
