@@ -172,6 +172,10 @@ def export_encoder_folder(
         if "onnx" in formats:
             export_onnx(encoder, staging / ONNX_FILE)
         out.mkdir(parents=True, exist_ok=True)
+        stale = out / ONNX_FILE
+        if "onnx" not in formats and stale.exists():
+            logger.warning("removing %s: it holds the weights of an earlier export", stale)
+            stale.unlink()
         for path in staging.iterdir():
             os.replace(path, out / path.name)
     finally:

@@ -141,3 +141,6 @@ def test_onnx_matches_pytorch(tmp_path: Path):
         assert got.shape == expected.shape
         # float32 in both; the kernels differ (oneDNN vs MLAS): rounding only.
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+    # Exporting again without ONNX leaves no model.onnx of other weights behind.
+    export_encoder_folder(run, out)
+    assert not (out / "model.onnx").exists()
