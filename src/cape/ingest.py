@@ -440,6 +440,19 @@ def ingest_task(
     return {"read": read, "stored": stored, "quarantined": dict(counts)}
 
 
+def _recorded_sources(store_path: Path, cohort: str) -> set[str]:
+    """Source files of a cohort that committed shards stored or quarantined."""
+    done = committed_shards(store_path)
+    sources: set[str] = set()
+    for name in done:
+        for suffix in (".parquet", ".quarantine.parquet"):
+            part = store_path / "parts" / f"{name}{suffix}"
+            if part.is_file():
+                frame = pd.read_parquet(part, columns=["cohort", "source_file"])
+                sources.update(frame.loc[frame["cohort"] == cohort, "source_file"].astype(str))
+    return sources
+
+
 def _count_duplicates(store_path: Path, reason: Reason = Reason.DUPLICATE_ID) -> int:
     """Duplicates (ids or signals) quarantined by :func:`cape.store.rebuild_manifest`."""
     quarantine = pd.read_parquet(store_path / QUARANTINE_FILE, columns=["reason"])
@@ -552,6 +565,10 @@ def ingest_reader(
         todo = [(t, shard_name(cohort, t, source_key, dict(reader_options))) for t in tasks]
         pending = [(t, n) for t, n in todo if n not in done]
         summary.tasks_skipped = len(todo) - len(pending)
+        if pending and done:
+            # A task re-run because its group changed reads only inputs not yet recorded.
+            recorded = _recorded_sources(store_path, cohort)
+            pending = [(reader.without(t, recorded), n) for t, n in pending]
         total_items = sum(t.n_items for t, _ in pending)
         bar = tqdm(total=total_items, unit="ECG", desc=f"ingest {cohort}", disable=not progress)
         try:

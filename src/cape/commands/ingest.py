@@ -55,6 +55,16 @@ def register(subparsers: Any) -> None:
     group.add_argument(
         "--window-seconds", type=float, help="wfdb: cut long recordings into windows of this length"
     )
+    parser.add_argument(
+        "--qc",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help=(
+            "override a quality-control threshold (repeatable), e.g. max_qrs_amplitude_mv=8 or "
+            "placeholder_patient_ids=,na,removed; see docs/data-contract.md"
+        ),
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -83,9 +93,30 @@ def reader_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-def run(args: argparse.Namespace) -> int:
-    from cape.ingest import ingest
+def qc_config(args: argparse.Namespace) -> Any:
+    """The QC thresholds with the ``--qc NAME=VALUE`` overrides.
 
+    Raises:
+        CapeError: a malformed override, an unknown name or a bad value.
+    """
+    from cape.qc import QCConfig
+
+    overrides: dict[str, str] = {}
+    for item in args.qc:
+        if "=" not in item:
+            raise CapeError(f"--qc {item!r}: expected NAME=VALUE")
+        key, value = item.split("=", 1)
+        overrides[key.strip()] = value.strip()
+    try:
+        return QCConfig.from_overrides(overrides)
+    except (TypeError, ValueError) as error:
+        raise CapeError(f"--qc: {error}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from cape.ingest import ingest, validate_cohort_name
+
+    validate_cohort_name(args.cohort)
     mains = None if args.mains == "none" else float(args.mains)
     summary = ingest(
         args.format,
@@ -95,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
         mains_hz=mains,
         workers=args.workers,
         reader_options=reader_options(args),
+        qc=qc_config(args),
         progress=not args.no_progress,
     )
     print(f"cohort {args.cohort} -> {args.out}")

@@ -61,12 +61,21 @@ def safe_text(text: str) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
 
+def _undecodable(text: str) -> bool:
+    return "\ufffd" in text or has_surrogates(text)
+
+
 def bad_cells(row: Mapping[str, Any]) -> list[str]:
-    """Columns of a table row whose text holds undecodable bytes (see :func:`has_surrogates`)."""
+    """Columns of a table row whose text held undecodable bytes.
+
+    Tables are read with ``encoding_errors="replace"`` (Arrow-backed strings
+    cannot hold escaped bytes), so such bytes arrive as U+FFFD; a row with one
+    cannot be trusted (an id or a path may be wrong) and is quarantined.
+    """
     return [
         safe_text(str(key))
         for key, value in row.items()
-        if (isinstance(value, str) and has_surrogates(value)) or has_surrogates(str(key))
+        if (isinstance(value, str) and _undecodable(value)) or _undecodable(str(key))
     ]
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from cape.errors import CapeError
-from cape.readers._common import inside, positive_int_option
+from cape.readers._common import inside, positive_int_option, safe_text
 from cape.record import ECGRecord, Reason, Rejection
 
 # A 10 s 12-lead DICOM or MUSE export is ~0.1-1 MB; parsers need several times the file
@@ -61,6 +61,14 @@ class Reader(ABC):
     @abstractmethod
     def tasks(self) -> list[ReadTask]:
         """All units of work for this source, in a deterministic order."""
+
+    def without(self, task: ReadTask, done: set[str]) -> ReadTask:
+        """``task`` less the inputs whose source file is in ``done`` (already in the store).
+
+        Readers whose inputs are files override this, so that a task re-run because
+        a file joined its group reads only the new file. Default: ``task`` unchanged.
+        """
+        return task
 
     @abstractmethod
     def read(self, task: ReadTask) -> Iterator[ECGRecord | Rejection]:
@@ -142,6 +150,11 @@ class FileReader(Reader):
             key = hashlib.sha1("\x00".join(names).encode("utf-8", "surrogateescape")).hexdigest()
             tasks.append(ReadTask(key=f"files-{key[:16]}", payload=group, n_items=len(group)))
         return tasks
+
+    def without(self, task: ReadTask, done: set[str]) -> ReadTask:
+        """The task's files that no committed shard has stored or quarantined yet."""
+        files = [f for f in task.payload if safe_text(f) not in done]
+        return ReadTask(task.key, files, len(files))
 
     def read(self, task: ReadTask) -> Iterator[ECGRecord | Rejection]:
         for file_name in task.payload:

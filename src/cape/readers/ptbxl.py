@@ -130,9 +130,7 @@ class PTBXLReader(Reader):
                 f"{_RECORDS_FOLDER[other]} records pass sampling_rate={other}"
             )
         self.filename_column = _FILENAME_COLUMN[self.sampling_rate]
-        columns = set(
-            pd.read_csv(self.database_path, nrows=0, encoding_errors="surrogateescape").columns
-        )
+        columns = set(pd.read_csv(self.database_path, nrows=0, encoding_errors="replace").columns)
         missing = [c for c in (*_REQUIRED_COLUMNS, self.filename_column) if c not in columns]
         if missing:
             raise CapeError(f"ptbxl reader: {self.database_path} lacks column(s) {missing}")
@@ -155,11 +153,11 @@ class PTBXLReader(Reader):
     def _load_database(self) -> pd.DataFrame:
         if self._database is None:
             text_columns = ("scp_codes", "filename_lr", "filename_hr", "recording_date", "device")
-            # Undecodable bytes are kept escaped; their rows are quarantined (bad_metadata).
+            # Undecodable bytes become U+FFFD; their rows are quarantined (bad_metadata).
             database = pd.read_csv(
                 self.database_path,
                 dtype={c: str for c in text_columns},
-                encoding_errors="surrogateescape",
+                encoding_errors="replace",
             )
             self._database = database.reset_index(drop=True)
         return self._database

@@ -153,9 +153,7 @@ class WFDBFolderReader(Reader):
 
             return list(pq.read_schema(self.metadata_path).names)
         try:
-            return list(
-                pd.read_csv(self.metadata_path, nrows=0, encoding_errors="surrogateescape").columns
-            )
+            return list(pd.read_csv(self.metadata_path, nrows=0, encoding_errors="replace").columns)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
             raise CapeError(
                 f"wfdb reader: metadata table {self.metadata_path} is not a csv: {error}"
@@ -204,13 +202,13 @@ class WFDBFolderReader(Reader):
             else:
                 # All strings: ids keep leading zeros; numbers are parsed per field below.
                 # Only empty cells are missing: an id spelled "NA" or "nan" is an id.
-                # Undecodable bytes are kept escaped; their rows are quarantined (bad_metadata).
+                # Undecodable bytes become U+FFFD; their rows are quarantined (bad_metadata).
                 table = pd.read_csv(
                     self.metadata_path,
                     dtype=str,
                     keep_default_na=False,
                     na_values=[""],
-                    encoding_errors="surrogateescape",
+                    encoding_errors="replace",
                 )
             self._table = table.reset_index(drop=True)
         return self._table
