@@ -378,3 +378,86 @@ def test_header_sample_count_is_checked_before_reading(tmp_path: Path) -> None:
     assert signal.shape == (12, 2000) and rate == FS and names == LEADS12
     full, *_ = read_wfdb(tmp_path / "ok")
     np.testing.assert_array_equal(signal, full[:, 1000:3000])
+
+
+# --------------------------------------------------------------------------- kill -9
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        text = (task / "children").read_text() if (task / "children").exists() else ""
+        found.update(int(c) for c in text.split())
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+def test_kill_9_during_parallel_ingest_reruns_to_an_identical_store(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    source = tmp_path / "src"
+    rows = []
+    for k in range(24):
+        write_wfdb(source / "rec", f"r{k}", ecg(k))
+        rows.append({"path": f"rec/r{k}", "record_id": f"r{k}", "patient_id": f"p{k // 3}"})
+    rows.append({"path": "rec/missing", "record_id": "gone", "patient_id": "p0"})
+    write_metadata(source, rows)
+    options = {"records_per_task": 2}
+    ingest(
+        "wfdb", source, "c", tmp_path / "ref", mains_hz=50, progress=False, reader_options=options
+    )
+    store = tmp_path / "store"
+    script = (
+        "from cape.ingest import ingest\n"
+        f"ingest('wfdb', {str(source)!r}, 'c', {str(store)!r}, mains_hz=50, workers=2, "
+        f"progress=False, reader_options={options!r})\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.monotonic() + 120
+    while not list((store / "parts").glob("*.quarantine.parquet")):
+        assert process.poll() is None, "ingest finished before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    workers = _children(process.pid)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert workers, "the pool had no workers"
+    time.sleep(1.0)
+    assert not [pid for pid in workers if _alive(pid)], "pool workers outlived their parent"
+    assert (store / ".lock").read_text().startswith(f"pid {process.pid}")
+
+    with caplog.at_level(logging.WARNING, logger="cape.ingest"):
+        ingest(
+            "wfdb",
+            source,
+            "c",
+            store,
+            mains_hz=50,
+            workers=2,
+            progress=False,
+            reader_options=options,
+        )
+    assert "stale lock" in caplog.text
+    sort = ["record_id"]
+    manifest = pd.read_parquet(store / "manifest.parquet").sort_values(sort, ignore_index=True)
+    expected = pd.read_parquet(tmp_path / "ref" / "manifest.parquet").sort_values(
+        sort, ignore_index=True
+    )
+    pd.testing.assert_frame_equal(manifest, expected)
+    quarantine = pd.read_parquet(store / "quarantine.parquet")
+    assert quarantine["record_id"].tolist() == ["gone"]
+    _assert_equal_to_reference(store, tmp_path / "ref")
