@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
 from cape.ingest import ingest
+from cape.qc import QCConfig
 from cape.store import CohortStore
 
 from .conftest import Code15Tree
@@ -48,3 +50,49 @@ def test_stored_signal_is_the_valid_window_not_the_padding(
     # The first second holds a beat (the source's first spike is at 0.3 s), not padding.
     first_second = stored[:400]
     assert np.ptp(first_second) > 0.5 * np.ptp(stored[interior])
+
+
+def _scale_exams(root: Path, factors: dict[int, float]) -> None:
+    with h5py.File(root / "exams_part0.hdf5", "r+") as handle:
+        rows = list(handle["exam_id"][:])
+        tracings = handle["tracings"]
+        for exam_id, factor in factors.items():
+            row = rows.index(exam_id)
+            tracings[row] = tracings[row] * factor
+
+
+def test_records_beyond_the_int16_range_are_quarantined_not_clipped(
+    code15_tree: Code15Tree, tmp_path: Path
+) -> None:
+    """The store holds int16 µV (±32.767 mV). Exam 1001 scaled x50 has spikes of
+    55 mV (lead II) to ~100 mV (chest leads): it must end in the quarantine, never
+    in the store clipped. With the default QC the raw-signal checks (30 mV rail,
+    6 mV QRS) catch it first; with those loosened, the int16 conversion after
+    preprocessing must still catch it, as ``saturated``, while exam 1002 scaled
+    x5 (spikes up to ~10 mV) is stored.
+
+    Mutation caught: ingest ignoring ``to_int16_microvolts``' clip flag -- with the
+    loosened QC the record would be stored silently clipped at 32.767 mV.
+    """
+    _scale_exams(code15_tree.root, {1001: 50.0, 1002: 5.0})
+    # Default QC.
+    ingest("code15", code15_tree.root, "code15", tmp_path / "default", 60.0, progress=False)
+    store = CohortStore.open(tmp_path / "default")
+    assert "1001" not in store.manifest["record_id"].astype(str).tolist()
+    quarantine = store.quarantine()
+    reasons = quarantine.loc[quarantine["record_id"].astype(str) == "1001", "reason"].tolist()
+    assert reasons in (["saturated"], ["implausible_amplitude"]), reasons
+
+    # Raw-signal amplitude checks off: only the int16 guard stands between 1001 and the store.
+    loose = QCConfig(rail_mv=1e6, max_qrs_amplitude_mv=1e6)
+    ingest("code15", code15_tree.root, "code15", tmp_path / "loose", 60.0, qc=loose, progress=False)
+    store = CohortStore.open(tmp_path / "loose")
+    stored = store.manifest["record_id"].astype(str).tolist()
+    assert "1001" not in stored and "1002" in stored
+    quarantine = store.quarantine()
+    row = quarantine[quarantine["record_id"].astype(str) == "1001"]
+    assert row["reason"].tolist() == ["saturated"], row.to_string()
+    assert "int16" in row["detail"].iloc[0]
+    # Nothing stored sits at the rail: what is kept was not clipped.
+    for index in range(len(store.manifest)):
+        assert np.abs(store.read(index)).max() < 32.0
