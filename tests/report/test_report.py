@@ -49,6 +49,7 @@ def test_files_and_sections(full_report: Path) -> None:
             "pretraining_loss",
             "mae_per_age_bin",
             "composition_matrix",
+            "composition_mean",
             "tsne_random",
             "tsne_idb",
             "tsne_untrained",

@@ -86,3 +86,32 @@ def test_splits_an_encoder_was_pretrained_on(tmp_path, config, cohort, expected)
     (tmp_path / "checkpoints").mkdir()
     assert pretraining_splits(info, cohort) == expected
     assert pretraining_splits({"checkpoint": "/nowhere/last.pt"}, cohort) is None
+
+
+def test_study_refuses_a_mapping_that_keeps_the_heads_training_cohorts_test_split() -> None:
+    from cape.study.config import load_study
+
+    study = load_study("demo-quick")
+    assert study.pretrain.settings["exclude_splits"] == {"harbor": ["test"]}
+    assert study.evaluate.ood is not None and study.evaluate.ood.target_pool == "all"
+    with pytest.raises(CapeError, match="keeps the test split of 'harbor'"):
+        load_study("demo-quick", ["pretrain.settings.exclude_splits={serra: [test]}"])
+    listed = load_study("demo-quick", ["pretrain.settings.exclude_splits=[test]"])
+    assert listed.pretrain.settings["exclude_splits"] == ["test"]
+
+
+def test_study_head_settings_reach_the_protocol() -> None:
+    from cape.study.config import load_study
+    from cape.study.evaluation import _head
+
+    study = load_study(
+        "demo-quick",
+        [
+            "evaluate.ood.head={hidden_grid: [32, 64], std_floor: 0.1, age_target: age-sigmoid}",
+        ],
+    )
+    assert study.evaluate.ood is not None
+    head = _head(study.evaluate.ood)
+    assert head.hidden_grid == (32, 64) and head.grid_layers == 2
+    assert head.std_floor == 0.1 and head.age_target == "age-sigmoid"
+    head.validate()

@@ -52,8 +52,10 @@ def run(args: argparse.Namespace) -> int:
     if args.composition:
         config = with_composition(config)
     run_dir = run_study(config, out, force=set(args.force), progress=not args.no_progress)
-    from cape.report import summarise_claims
+    from cape.report import simulation_summary, summarise_claims
 
+    for line in simulation_summary(run_dir):
+        print(f"\n{line}" if line.startswith("These cohorts") else line)
     print("\nWhat this run says about the paper's claims:")
     for claim in summarise_claims(run_dir):
         print(f"- {claim['claim']}")

@@ -14,6 +14,7 @@ a result; the t-SNE pictures are the one computation. See ``docs/report.md``.
 from cape.report.build import HTML_FILE, MARKDOWN_FILE, build_document, write_report
 from cape.report.claims import compared_models, summarise_claims
 from cape.report.collect import RunData, collect
+from cape.report.simulation import simulation_summary
 
 __all__ = [
     "HTML_FILE",
@@ -22,6 +23,7 @@ __all__ = [
     "build_document",
     "collect",
     "compared_models",
+    "simulation_summary",
     "summarise_claims",
     "write_report",
 ]

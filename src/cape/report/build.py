@@ -25,13 +25,17 @@ from cape.report.sections import (
     pretraining_section,
     provenance_section,
 )
+from cape.report.simulation import simulation_section
 
 logger = logging.getLogger(__name__)
 
 HTML_FILE = "report.html"
 MARKDOWN_FILE = "report.md"
+# Each builder returns a Section, or None when it does not apply to the run (the
+# simulation section for real cohorts). New diagnostics add a builder here.
 SECTIONS = (
     claims_section,
+    simulation_section,
     cohorts_section,
     pretraining_section,
     ood_section,
@@ -51,7 +55,9 @@ def build_document(context: ReportContext) -> Document:
     document = Document(title=f"CAPE study report: {name}", subtitle=subtitle)
     for make in SECTIONS:
         logger.info("report: %s", make.__name__)
-        document.sections.append(make(context))
+        section = make(context)
+        if section is not None:
+            document.sections.append(section)
     return document
 
 

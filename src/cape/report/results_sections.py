@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from cape.errors import CapeError
-from cape.report import figures, tables
+from cape.report import figures, means, tables
 from cape.report.collect import FeatureDir, for_training_cohort, training_cohorts
 from cape.report.context import ReportContext
 from cape.report.document import BulletList, Paragraph, Section, TableBlock
@@ -23,6 +24,52 @@ TASK_TITLES = {"age": "age (MAE, years; lower is better)", "sex": "sex (AUROC; h
 def _tasks(frame: pd.DataFrame) -> list[str]:
     known = [t for t in ("age", "sex", "superclass") if (frame["task"] == t).any()]
     return known + sorted(set(frame["task"].astype(str)) - set(known))
+
+
+def head_scaling_text(config: dict[str, Any]) -> str:
+    """Which standardisation the heads' inputs had, from a protocol's saved config."""
+    head = (config.get("settings") or {}).get("head") or {}
+    if "std_floor" not in head:
+        return (
+            "Head inputs: standardisation not recorded (results written before the setting "
+            "existed, when the heads floored each SD at 0.1 × the median SD by default)."
+        )
+    floor = float(head["std_floor"])
+    text = (
+        "Head inputs: plain z-scoring with the training split's mean and SD, as the authors' code."
+        if floor == 0
+        else f"Head inputs: z-scoring with each SD floored at {floor:g} × the median SD, which "
+        "damps units that are nearly constant in the training cohort — exactly the feature "
+        "shift random batching is said to cause."
+    )
+    if head.get("age_target") == "age-sigmoid":
+        text += " Age head: the authors' target (age − 7) / 100 with a sigmoid output."
+    if head.get("hidden_grid"):
+        text += (
+            f" Hidden sizes chosen per head on the validation split among "
+            f"{list(head['hidden_grid'])} in {head.get('grid_layers', 2)} layers."
+        )
+    return text
+
+
+def _target_pool_text(config: dict[str, Any]) -> str:
+    pools = config.get("target_pools")
+    settings = config.get("settings") or {}
+    if not pools:
+        return "Target ECGs: drawn from each target cohort's test split."
+    n = settings.get("ood_test_n")
+    described = "; ".join(f"{cohort}: {pool}" for cohort, pool in sorted(pools.items()))
+    meaning = {
+        "all": "the whole cohort, as the paper (its encoders saw those ECGs in pretraining, "
+        "without labels)",
+        "unseen": "the whole cohort minus the splits any evaluated encoder was pretrained on",
+        "test": "each target's test split",
+    }.get(str(settings.get("ood_target_pool")), "")
+    return (
+        f"Target ECGs: {n if n is not None else 'all'} random ECGs per target cohort (capped at "
+        f"what it holds), drawn once from {meaning} ({described}); the in-cohort ceiling "
+        "trains on none of their patients."
+    )
 
 
 def ood_section(context: ReportContext) -> Section:
@@ -46,11 +93,21 @@ def ood_section(context: ReportContext) -> Section:
             "cohort itself, tested on the same ECGs."
         )
     )
+    section.add(Paragraph(_target_pool_text(result.config)))
+    section.add(Paragraph(head_scaling_text(result.config)))
+    aggregate, computed = means.aggregate_of(result, context.pair)
+    if computed:
+        section.note(
+            "These results predate the saved means over cohorts (aggregate.parquet): the mean "
+            "row was computed here from the saved per-head results."
+        )
     for train in trains:
         own = for_training_cohort(result, train)
         where = f", heads trained on {train}" if len(trains) > 1 else ""
+        own_aggregate = aggregate[aggregate["train_cohort"].isin([train, "each target"])]
         for task in _tasks(own.summary):
             table = tables.ood_table(own, task, context.pair)
+            table = means.add_ood_mean_row(table, own_aggregate, task, context.pair)
             if not table.empty:
                 title = f"Out-of-distribution {TASK_TITLES.get(task, task)}{where}"
                 section.add(TableBlock(table, title))
@@ -102,6 +159,30 @@ def composition_section(context: ReportContext) -> Section:
             "No composition-matrix results (evaluation/composition/): this section is skipped."
         )
     tasks = _tasks(result.summary)
+    section.add(Paragraph(head_scaling_text(result.config)))
+    aggregate, computed = means.aggregate_of(result)
+    mean_table = means.composition_mean_table(aggregate, tasks)
+    if not mean_table.empty:
+        section.add(
+            TableBlock(
+                mean_table,
+                "Mean over the labelled cohorts (Fig. 2 aggregate): per model, the metric "
+                "averaged over the cohorts run by run; mean [95% t-interval] over (encoder seed, "
+                "run); Kruskal–Wallis across the pretrained models on those per-run means"
+                + (" (computed here from the saved per-head results)" if computed else ""),
+            )
+        )
+        figure = means.composition_mean_figure(aggregate, tasks, context.model_colours)
+        if figure is not None:
+            section.add(
+                context.figure(
+                    figure,
+                    "composition_mean",
+                    "Fig. 2 aggregate: each model's metric averaged over the labelled cohorts, "
+                    "mean and 95% CI over (encoder seed, run).",
+                    "mean over cohorts per model",
+                )
+            )
     order = [*(context.pair or ()), *context.data.model_order()]
     figure = figures.composition_bars(result, tasks, context.model_colours, order)
     if figure is not None:

@@ -10,6 +10,7 @@ import yaml
 from cape.report import figures, tables
 from cape.report.context import ReportContext
 from cape.report.document import BulletList, CodeBlock, Paragraph, Section, TableBlock
+from cape.report.simulation import read_simulation, summary_lines
 
 VERDICT_WORDS = {
     "agrees": "This run AGREES",
@@ -22,6 +23,9 @@ VERDICT_WORDS = {
 def claims_section(context: ReportContext) -> Section:
     """What this run says about the paper's claims (verdicts computed from the results)."""
     section = Section("What this run says", "summary")
+    simulation = read_simulation(context.data)
+    if simulation is not None:
+        section.add(Paragraph(" ".join(summary_lines(simulation)) + " See the next section."))
     items, verdicts = [], []
     for claim in context.claims:
         text = f"Paper: {claim['claim']}. {VERDICT_WORDS[claim['verdict']]}"

@@ -109,6 +109,23 @@ class HeadSettings(_Section):
     batch_size: int | None = Field(None, ge=1)
     learning_rate: float | None = Field(None, gt=0)
     hidden_sizes: list[int] | None = None
+    std_floor: float = Field(
+        0.0,
+        ge=0,
+        description="0: plain z-scoring of the features (the authors' code); e.g. 0.1 floors "
+        "each SD at 0.1 x the median SD",
+    )
+    age_target: Literal["standardise", "age-sigmoid"] = Field(
+        "standardise",
+        description="MLP age head: standardised target + linear output, or the authors' "
+        "(age - 7) / 100 with a sigmoid output",
+    )
+    hidden_grid: list[int] | None = Field(
+        None,
+        description="MLP: pick hidden sizes per head on the validation split among every "
+        "combination of these widths (the paper: [32, 64, 128, 256])",
+    )
+    grid_layers: int = Field(2, ge=1, description="hidden layers of the grid")
 
 
 class OODSection(_Section):
@@ -116,6 +133,11 @@ class OODSection(_Section):
     tasks: list[str] = Field(default_factory=lambda: ["age", "sex"])
     runs: int = Field(10, ge=1)
     test_n: int = Field(10_000, ge=1, description="random ECGs per other cohort")
+    target_pool: Literal["unseen", "all", "test"] = Field(
+        "unseen",
+        description="where target ECGs come from: the whole cohort minus what pretraining saw "
+        "(unseen), the whole cohort (all, the paper's), or the test split (test)",
+    )
     compare: tuple[str, str] | None = Field(None, description="two runs for the paired tests")
     head: HeadSettings = Field(default_factory=HeadSettings)
 
@@ -170,6 +192,27 @@ class StudyConfig(_Section):
         names = [c.name for c in self.cohorts]
         if len(names) != len(set(names)):
             raise ValueError(f"cohort names must be unique, got {names}")
+        return self
+
+    @model_validator(mode="after")
+    def _heads_test_patients_left_out(self) -> StudyConfig:
+        # A per-cohort exclude_splits that forgets the heads' training cohort would put
+        # its test patients into pretraining: an error here, hours before the protocol
+        # could only warn about it.
+        ood = self.evaluate.ood
+        if ood is None:
+            return self
+        sources = [("pretrain.settings", self.pretrain.settings)] + [
+            (f"pretrain.runs[{run.name}].settings", run.settings) for run in self.pretrain.runs
+        ]
+        for where, settings in sources:
+            exclude = settings.get("exclude_splits")
+            if isinstance(exclude, dict) and "test" not in (exclude.get(ood.train_cohort) or []):
+                raise ValueError(
+                    f"{where}.exclude_splits={exclude} keeps the test split of "
+                    f"{ood.train_cohort!r}, the cohort the OOD heads are trained on; add "
+                    f"{ood.train_cohort}: [test]"
+                )
         return self
 
     @model_validator(mode="before")

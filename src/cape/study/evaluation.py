@@ -39,7 +39,15 @@ def _head(section: Any) -> Any:
         )
         if v is not None
     }
-    return HeadSettings(kind=section.head.kind, params=params)
+    head = section.head
+    return HeadSettings(
+        kind=head.kind,
+        params=params,
+        std_floor=head.std_floor,
+        age_target=head.age_target,
+        hidden_grid=tuple(head.hidden_grid) if head.hidden_grid else None,
+        grid_layers=head.grid_layers,
+    )
 
 
 SIGNAL_REFERENCE = "signal-spectrum"
@@ -174,6 +182,7 @@ def run_evaluation(
             tasks=tuple(ood.tasks),
             runs=ood.runs,
             ood_test_n=ood.test_n,
+            ood_target_pool=ood.target_pool,
             compare=tuple(ood.compare) if ood.compare else None,
             head=_head(ood),
             seed=section.seed,
