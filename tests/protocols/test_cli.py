@@ -150,3 +150,20 @@ def test_identifiability_needs_two_classes(feature_root, capsys):
     code = main(["identifiability", "--features", str(feature_root / "good0"), "--cohorts", "A"])
     assert code == 1
     assert "need at least two cohort values" in capsys.readouterr().err
+
+
+def test_evaluate_head_and_pool_flags_reach_the_settings(feature_root, tmp_path):
+    out = tmp_path / "res"
+    argv = ["evaluate", "--protocol", "ood", "--train-cohort", "A", "--tasks", "age"]
+    argv += ["--features", f"good={feature_root / 'good0'}", "--runs", "1", "--no-progress"]
+    argv += ["--max-epochs", "2", "--hidden-grid", "4", "8", "--grid-layers", "1"]
+    argv += ["--std-floor", "0.1", "--age-target", "age-sigmoid", "--ood-target-pool", "test"]
+    argv += ["--ood-test-n", "20", "--no-subgroups", "--out", str(out)]
+    assert main(argv) == 0
+    config = json.loads((out / "config.json").read_text())
+    head = config["settings"]["head"]
+    assert head["hidden_grid"] == [4, 8] and head["grid_layers"] == 1
+    assert head["std_floor"] == 0.1 and head["age_target"] == "age-sigmoid"
+    assert config["settings"]["ood_target_pool"] == "test"
+    assert config["target_pools"] == {"B": "test", "C": "test"}
+    assert "floored at 0.1" in config["head_scaling"]

@@ -68,7 +68,14 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--strict-sizes", action="store_true", help="error instead of capping")
     parser.add_argument(
-        "--ood-test-n", type=int, default=10_000, help="ood: ECGs per target cohort (test split)"
+        "--ood-test-n", type=int, default=10_000, help="ood: random ECGs per target cohort"
+    )
+    parser.add_argument(
+        "--ood-target-pool",
+        choices=["unseen", "all", "test"],
+        default="unseen",
+        help="ood: draw target ECGs from the whole cohort minus the splits the encoders were "
+        "pretrained on (unseen), the whole cohort as the paper (all), or the test split (test)",
     )
     parser.add_argument("--compare", nargs=2, metavar=("MODEL_A", "MODEL_B"), help="paired tests")
     parser.add_argument("--head", choices=["mlp", "linear"], default="mlp")
@@ -77,6 +84,29 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--batch-size", type=int, help="MLP head: batch size")
     parser.add_argument("--learning-rate", type=float, help="MLP head: Adam learning rate")
     parser.add_argument("--hidden-sizes", type=int, nargs="+", help="MLP head: hidden widths")
+    parser.add_argument(
+        "--hidden-grid",
+        type=int,
+        nargs="+",
+        metavar="WIDTH",
+        help="MLP head: choose hidden sizes per head on the validation split among every "
+        "combination of these widths (the paper: 32 64 128 256)",
+    )
+    parser.add_argument("--grid-layers", type=int, default=2, help="layers of --hidden-grid")
+    parser.add_argument(
+        "--std-floor",
+        type=float,
+        default=0.0,
+        help="0: plain z-scoring of the head inputs (the authors' code); e.g. 0.1 floors each "
+        "SD at 0.1 x the median SD",
+    )
+    parser.add_argument(
+        "--age-target",
+        choices=["standardise", "age-sigmoid"],
+        default="standardise",
+        help="MLP age head: standardised target and linear output, or the authors' "
+        "(age - 7) / 100 with a sigmoid output",
+    )
     parser.add_argument(
         "--head-param",
         action="append",
@@ -224,11 +254,19 @@ def run(args: argparse.Namespace) -> int:
         sizes=_sizes(args.sizes),
         strict_sizes=args.strict_sizes,
         seed=args.seed,
-        head=HeadSettings(kind=args.head, params=head_params(args)),
+        head=HeadSettings(
+            kind=args.head,
+            params=head_params(args),
+            std_floor=args.std_floor,
+            age_target=args.age_target,
+            hidden_grid=tuple(args.hidden_grid) if args.hidden_grid else None,
+            grid_layers=args.grid_layers,
+        ),
         topcoded=args.topcoded,
         cohorts=tuple(args.cohorts) if args.cohorts else None,
         train_cohort=args.train_cohort,
         ood_test_n=args.ood_test_n,
+        ood_target_pool=args.ood_target_pool,
         ceiling=not args.no_ceiling,
         compare=tuple(args.compare) if args.compare else None,
         subgroups=not args.no_subgroups,
