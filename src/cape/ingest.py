@@ -290,7 +290,9 @@ def _prepare(record: ECGRecord, qc: QCConfig) -> _Prepared | dict[str, Any]:
     if problem is not None:
         reason, detail = problem
         return _reject(record, reason, detail)
-    return _Prepared(record=record, signal_mv=signal)
+    # The source array (all leads, padding) is no longer needed: a batch holds only spans.
+    record.signal = np.empty((0, 0))
+    return _Prepared(record=record, signal_mv=np.ascontiguousarray(signal))
 
 
 def _flush(
