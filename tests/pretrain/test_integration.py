@@ -8,13 +8,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
 
 from cape.cli import main
+from cape.errors import CapeError
 from cape.pretrain import build_model, load_config, load_encoder, pretrain
 from cape.pretrain.checkpoint import load_checkpoint
+from cape.pretrain.train import store_fingerprint
+from cape.store import CohortStore
 
 from .helpers import real_store, tiny_overrides
 from .test_losses import free_port
@@ -158,3 +162,40 @@ def test_torchrun_smoke(tmp_path: Path) -> None:
     assert (tmp_path / "run" / "encoder.safetensors").is_file()
     log = (tmp_path / "run" / "log.jsonl").read_text().splitlines()
     assert json.loads(log[-1])["kind"] == "epoch"
+
+
+def test_store_fingerprint_sees_signals_rewritten_under_the_same_manifest(tmp_path: Path) -> None:
+    """A store whose shards are rewritten in place (here: every sample doubled, as a
+    re-ingest with another gain would do) keeps its manifest; the pretraining
+    fingerprint must still change, and a resume on it must be refused.
+
+    Mutation caught: ``store_fingerprint`` hashing the manifest only (as
+    ``CohortStore.fingerprint`` does) -- the resume would silently continue on
+    other signals.
+    """
+    store = real_store(tmp_path / "store", COHORTS)
+    before, manifest_before = store_fingerprint(store), store.fingerprint()
+    assert store_fingerprint(CohortStore.open(store.path)) == before  # deterministic
+    config = load_config(
+        None,
+        [
+            *tiny_overrides(tmp_path / "run"),
+            "epochs=2",
+            "checkpoint_every_steps=1",
+            f"store={store.path}",
+            f"out_dir={tmp_path / 'run'}",
+        ],
+    )
+    with pytest.raises(Crash):
+        pretrain(config, step_callback=_crash_at_2)
+    assert (tmp_path / "run" / "checkpoints" / "last.pt").is_file()
+    for shard in sorted((store.path / "shards").glob("*.i16")):
+        samples = np.memmap(shard, dtype=np.int16, mode="r+")
+        samples[:] = samples * 2
+        samples.flush()
+        del samples
+    changed = CohortStore.open(store.path)
+    assert changed.fingerprint() == manifest_before  # the manifest cannot tell
+    assert store_fingerprint(changed) != before
+    with pytest.raises(CapeError, match="different store"):
+        pretrain(config, resume=True)

@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 from cape.errors import CapeError
 from cape.pretrain import build_model, load_config, load_encoder, pretrain
 from cape.pretrain.checkpoint import load_checkpoint
+from cape.pretrain.train import store_fingerprint
 
 from .helpers import fake_store, tiny_overrides
 
@@ -65,7 +66,8 @@ def test_run_writes_the_documented_layout(tmp_path: Path) -> None:
             assert key in record and record[key] == record[key]  # present, not NaN
         assert record["single_cohort_fraction"] == 1.0  # idb
     provenance = json.loads((run_dir / "provenance.json").read_text())
-    assert provenance["store_fingerprint"] == store.fingerprint()
+    assert provenance["store_fingerprint"] == store_fingerprint(store)
+    assert provenance["store_fingerprint"].startswith(store.fingerprint() + "-")
     assert provenance["steps_per_epoch"] == epochs[0]["steps"]
     checkpoint = load_checkpoint(run_dir / "checkpoints" / "last.pt")
     assert checkpoint["epoch"] == 2 and checkpoint["step_in_epoch"] == 0

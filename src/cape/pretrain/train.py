@@ -47,6 +47,7 @@ logger = logging.getLogger(__name__)
 
 DROPOUT_STREAM = 4
 STORE_SAMPLING_RATE_HZ = 400
+SIGNAL_DIGEST_RECORDS = 64  # ECGs read for the store fingerprint's signal digest
 
 
 def resolve_device(kind: str) -> torch.device:
@@ -73,13 +74,40 @@ def open_store(config: PretrainConfig) -> StoreLike:
     return CohortStore.open(config.store)
 
 
+def signal_digest(store: StoreLike, n_records: int = SIGNAL_DIGEST_RECORDS) -> str:
+    """A cheap digest of the stored signals themselves.
+
+    Hashes the samples of up to ``n_records`` evenly spaced ECGs (first and last
+    included; ~4 MB read for the default) and, when the manifest has one, its
+    per-ECG ``signal_hash`` column. It does not depend on file names, sizes or
+    modification times, so a store copied to another machine keeps its digest.
+    """
+    hasher = hashlib.sha256()
+    if "signal_hash" in store.manifest.columns:
+        hashed = pd.util.hash_pandas_object(store.manifest["signal_hash"], index=False)
+        hasher.update(hashed.to_numpy().tobytes())
+    n = len(store)
+    picks = np.unique(np.linspace(0, n - 1, num=min(n, n_records)).round().astype(np.int64))
+    for index in picks:
+        hasher.update(np.ascontiguousarray(store.read(int(index))).tobytes())
+    return hasher.hexdigest()[:16]
+
+
 def store_fingerprint(store: StoreLike) -> str:
-    """The store's own fingerprint, or a hash of its manifest for stores without one."""
+    """``MANIFEST-SIGNALS``: the store's own fingerprint (or a hash of its manifest)
+    joined with :func:`signal_digest`.
+
+    The manifest alone misses a store rewritten in place with other signals
+    (re-ingested with other preprocessing, a shard replaced): a resume would
+    then silently continue on different data.
+    """
     method = getattr(store, "fingerprint", None)
     if callable(method):
-        return str(method())
-    hashed = pd.util.hash_pandas_object(store.manifest, index=True).to_numpy()
-    return hashlib.sha256(hashed.tobytes()).hexdigest()[:16]
+        manifest = str(method())
+    else:
+        hashed = pd.util.hash_pandas_object(store.manifest, index=True).to_numpy()
+        manifest = hashlib.sha256(hashed.tobytes()).hexdigest()[:16]
+    return f"{manifest}-{signal_digest(store)}"
 
 
 def _seed_dropout(seed: int, rank: int) -> None:
