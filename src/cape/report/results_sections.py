@@ -86,8 +86,9 @@ def ood_section(context: ReportContext) -> Section:
         Paragraph(
             f"Heads trained on {', '.join(trains) or 'the training cohort'} "
             f"({settings.get('runs', '?')} runs per encoder seed, "
-            f"{settings.get('head', {}).get('kind', 'mlp')} head) and tested on every other "
-            "cohort's test ECGs. Cells are mean (SE) over all (encoder seed, run) heads; the "
+            f"{settings.get('head', {}).get('kind', 'mlp')} head) and tested on their own "
+            "cohort's test split and on target ECGs of every other cohort (below). Cells are "
+            "mean (SE) over all (encoder seed, run) heads; the "
             "untrained encoder and the mean predictor (the training cohort's mean age or sex "
             "prevalence) are baselines; the in-cohort ceiling is a head trained on the target "
             "cohort itself, tested on the same ECGs."
@@ -298,7 +299,8 @@ def diagnostics_section(context: ReportContext) -> Section:
             TableBlock(
                 shift,
                 "Feature shift of each target cohort's centroid from the training cohort's, in "
-                "(floored) training-cohort SDs: median [min–max] over encoder seeds",
+                "training-cohort SDs (standardised as the heads' inputs): median [min–max] over "
+                "encoder seeds",
             )
         )
     models = [m for m in (context.pair or ()) if (result.summary["model"] == m).any()]
