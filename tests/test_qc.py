@@ -12,9 +12,11 @@ from cape.qc import (
     check_age,
     check_finite,
     check_flat,
+    check_plausibility,
     check_record,
     check_sampling_rate,
     check_saturated,
+    measure_beats,
 )
 from cape.record import Reason
 
@@ -217,3 +219,74 @@ def test_config_round_trip_and_lead_names():
     signal[2] = 0.0
     reason, detail = check_record(signal, RATE_HZ, lead_names=["X", "Y", "Z"])
     assert reason is Reason.FLAT_LEAD and "Z" in detail
+
+
+# --------------------------------------------------------------------------- plausibility
+
+
+def _slot(signal_mv: np.ndarray, rate_hz: float = RATE_HZ) -> tuple[np.ndarray, np.ndarray]:
+    """The store's 400 Hz slot of a raw 8-lead signal, as ingest checks it."""
+    from cape.preprocessing import PreprocessingConfig, preprocess
+    from cape.store.slot import fit_to_slot
+
+    result = preprocess(signal_mv[None], rate_hz, 50.0, PreprocessingConfig())
+    return fit_to_slot(result.signals, result.valid_lengths, 4000)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_beats_of_a_clean_ecg_match_its_construction(seed):
+    # clean_ecg beats every 60/72 s; its QRS is a few Gaussians ~50 ms wide.
+    slots, valid = _slot(clean_ecg(seed=seed))
+    features = measure_beats(slots, valid, 400.0)
+    assert features.heart_rate_bpm[0] == pytest.approx(72.0, abs=1.0)
+    assert features.n_beats[0] == pytest.approx(12, abs=1)  # 10 s less the 250 ms edges
+    assert 20.0 <= features.qrs_ms[0] <= 120.0
+    reference = slots[0][:, :, None]  # naive amplitude: peak-to-peak around each beat
+    assert np.nanmax(features.qrs_amplitude_mv[0]) <= float(np.ptp(reference, axis=1).max())
+    assert check_plausibility(features, 0) is None
+
+
+def test_amplitude_scales_with_gain_and_timing_does_not():
+    slots, valid = _slot(clean_ecg())
+    one = measure_beats(slots, valid, 400.0)
+    ten = measure_beats(10.0 * slots, valid, 400.0)
+    np.testing.assert_allclose(ten.qrs_amplitude_mv, 10.0 * one.qrs_amplitude_mv, rtol=1e-6)
+    assert ten.heart_rate_bpm[0] == one.heart_rate_bpm[0]
+    assert ten.qrs_ms[0] == one.qrs_ms[0]
+    assert check_plausibility(ten, 0)[0] is Reason.IMPLAUSIBLE_AMPLITUDE
+    tenth = measure_beats(0.05 * slots, valid, 400.0)
+    reason, detail = check_plausibility(tenth, 0)
+    assert reason is Reason.IMPLAUSIBLE_AMPLITUDE and "below" in detail
+
+
+def test_a_rate_labelled_five_times_too_low_is_implausible():
+    signal = clean_ecg(seconds=10.0)
+    slots, valid = _slot(signal, rate_hz=RATE_HZ / 5)  # 10 s read as 50 s: 72 -> 14 bpm
+    features = measure_beats(slots, valid, 400.0)
+    assert features.heart_rate_bpm[0] == pytest.approx(72.0 / 5, abs=3.0)
+    assert check_plausibility(features, 0)[0] is Reason.IMPLAUSIBLE_RATE
+
+
+def test_plausibility_thresholds_are_configurable():
+    slots, valid = _slot(clean_ecg())
+    features = measure_beats(slots, valid, 400.0)
+    strict = QCConfig(max_heart_rate_bpm=60.0)
+    assert check_plausibility(features, 0, strict)[0] is Reason.IMPLAUSIBLE_RATE
+    config = QCConfig.from_overrides({"max_qrs_amplitude_mv": "0.1", "min_qrs_amplitude_mv": "0"})
+    assert check_plausibility(features, 0, config)[0] is Reason.IMPLAUSIBLE_AMPLITUDE
+    with pytest.raises(ValueError, match="unknown QC setting"):
+        QCConfig.from_overrides({"no_such": "1"})
+
+
+def test_no_beats_is_an_implausible_rate_not_an_error():
+    flat_ish = np.random.default_rng(0).normal(0, 0.05, size=(1, 8, 4000))
+    features = measure_beats(flat_ish, [4000], 400.0)
+    assert check_plausibility(features, 0) is not None
+
+
+@pytest.mark.parametrize(
+    ("patient_id", "placeholder"),
+    [(None, True), ("", True), (" NA ", True), ("Removed", True), ("nan", True), ("007", False)],
+)
+def test_placeholder_patient_ids(patient_id, placeholder):
+    assert QCConfig().is_placeholder(patient_id) is placeholder

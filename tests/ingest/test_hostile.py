@@ -461,3 +461,64 @@ def test_kill_9_during_parallel_ingest_reruns_to_an_identical_store(
     quarantine = pd.read_parquet(store / "quarantine.parquet")
     assert quarantine["record_id"].tolist() == ["gone"]
     _assert_equal_to_reference(store, tmp_path / "ref")
+
+
+def test_a_live_owner_keeps_the_lock(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    store = tmp_path / "store"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom cape.ingest import store_lock\n"
+            f"with store_lock(__import__('pathlib').Path({str(store)!r})):\n"
+            "    print('locked', flush=True); time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        source = tmp_path / "src"
+        write_wfdb(source / "rec", "v0", ecg(0))
+        write_metadata(source, [{"path": "rec/v0", "record_id": "v0", "patient_id": "p"}])
+        with pytest.raises(CapeError, match=f"another cape process .*pid {holder.pid}"):
+            ingest("wfdb", source, "c", store, mains_hz=50, progress=False)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_cli_refuses_a_bad_cohort_name_and_takes_qc_overrides(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cape.cli import main as cape_main
+
+    source = tmp_path / "src"
+    write_wfdb(source / "rec", "v0", ecg(10), header_gain=200.0)  # x5
+    write_metadata(source, [{"path": "rec/v0", "record_id": "v0", "patient_id": "p"}])
+    common = ["ingest", "wfdb", str(source), "--mains", "50", "--no-progress", "--workers", "1"]
+    assert cape_main([*common, "--cohort", "site a", "--out", str(tmp_path / "s")]) != 0
+    assert "cohort name 'site a'" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+    out = str(tmp_path / "store")
+    assert cape_main([*common, "--cohort", "c", "--out", out]) == 0
+    assert "implausible_amplitude: 1" in capsys.readouterr().out
+    loose = ["--qc", "max_qrs_amplitude_mv=50"]
+    assert cape_main([*common, "--cohort", "loose", "--out", out, *loose]) == 0
+    assert "stored this run: 1" in capsys.readouterr().out
+
+
+def test_signal_file_symlinked_out_of_the_source_is_outside_source(tmp_path: Path) -> None:
+    source, outside = tmp_path / "src", tmp_path / "outside"
+    write_wfdb(outside, "v0", ecg(0))
+    (source / "rec").mkdir(parents=True)
+    shutil.copy(outside / "v0.hea", source / "rec" / "v0.hea")  # the header is inside ...
+    os.symlink(outside / "v0.dat", source / "rec" / "v0.dat")  # ... its data is not
+    write_metadata(source, [{"path": "rec/v0", "record_id": "v0", "patient_id": "p"}])
+    ingest("wfdb", source, "c", tmp_path / "store", mains_hz=50, progress=False)
+    _, quarantine = _by_record(tmp_path / "store")
+    assert quarantine.loc["v0", "reason"] == "outside_source"
+    assert "v0.dat" in quarantine.loc["v0", "detail"]

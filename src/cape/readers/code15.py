@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from cape.errors import CapeError
-from cape.readers._common import clean_id, positive_int_option, to_json
+from cape.readers._common import bad_cells, clean_id, positive_int_option, to_json
 from cape.readers.base import Reader, ReadTask
 from cape.record import ECGRecord, Reason, Rejection, clean_age
 
@@ -133,7 +133,7 @@ class Code15Reader(Reader):
             raise CapeError(
                 f"code15 reader: {self.exams_path} not found; is {self.source} a CODE-15% folder?"
             )
-        columns = set(pd.read_csv(self.exams_path, nrows=0).columns)
+        columns = set(pd.read_csv(self.exams_path, nrows=0, encoding_errors="replace").columns)
         missing = [c for c in ("exam_id", "patient_id") if c not in columns]
         if missing:
             raise CapeError(f"code15 reader: {self.exams_path} lacks column(s) {missing}")
@@ -167,7 +167,8 @@ class Code15Reader(Reader):
     def _load_exams(self) -> pd.DataFrame:
         """exams.csv indexed by exam_id (first row kept when an id repeats)."""
         if self._exams is None:
-            exams = pd.read_csv(self.exams_path)
+            # Undecodable bytes become U+FFFD; their rows are quarantined (bad_metadata).
+            exams = pd.read_csv(self.exams_path, encoding_errors="replace")
             exam_ids = pd.to_numeric(exams["exam_id"], errors="coerce")
             bad = int(exam_ids.isna().sum())
             if bad:
@@ -330,6 +331,15 @@ class Code15Reader(Reader):
                 record_id,
             )
         meta = exams.loc[exam_id]
+        bad = bad_cells(meta.to_dict())
+        if bad:
+            return Rejection(
+                self.cohort,
+                str(self.exams_path),
+                Reason.BAD_METADATA,
+                f"exam_id {exam_id}: undecodable bytes in {', '.join(bad)} of {EXAMS_FILE}",
+                record_id,
+            )
         patient_id = clean_id(meta.get("patient_id"))
         if patient_id is None:
             return Rejection(

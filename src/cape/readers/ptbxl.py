@@ -40,7 +40,7 @@ from cape.readers._common import (
     to_json,
 )
 from cape.readers.base import Reader, ReadTask
-from cape.readers.wfdb_io import RecordTooLong, read_wfdb
+from cape.readers.wfdb_io import OutsideSource, RecordTooLong, read_wfdb
 from cape.record import ECGRecord, Reason, Rejection, clean_age
 
 logger = logging.getLogger(__name__)
@@ -264,10 +264,14 @@ class PTBXLReader(Reader):
                 patient_id,
             )
         try:
-            signal, sampling_rate_hz, lead_names, units = read_wfdb(record_path)
+            signal, sampling_rate_hz, lead_names, units = read_wfdb(record_path, root=self.source)
         except RecordTooLong as error:
             return Rejection(
                 self.cohort, source_file, Reason.TOO_LONG, str(error), record_id, patient_id
+            )
+        except OutsideSource as error:
+            return Rejection(
+                self.cohort, source_file, Reason.OUTSIDE_SOURCE, str(error), record_id, patient_id
             )
         except Exception as error:  # one bad file must not stop the cohort
             return Rejection(

@@ -37,7 +37,13 @@ from cape.readers._common import (
     to_json,
 )
 from cape.readers.base import Reader, ReadTask
-from cape.readers.wfdb_io import RecordTooLong, check_size, inspect_header, read_wfdb
+from cape.readers.wfdb_io import (
+    OutsideSource,
+    RecordTooLong,
+    check_size,
+    inspect_header,
+    read_wfdb,
+)
 from cape.record import ECGRecord, Reason, Rejection, clean_age, normalise_sex
 
 logger = logging.getLogger(__name__)
@@ -330,23 +336,16 @@ class WFDBFolderReader(Reader):
             return
         try:
             info = inspect_header(record_path)
-            outside = [
-                name for name in info.files if not inside(record_path.with_name(name), self.source)
-            ]
-            if outside:
-                yield reject(
-                    Reason.OUTSIDE_SOURCE,
-                    f"signal file(s) {outside} of {path} resolve outside {self.source}",
-                )
-                return
+            root = self.source
             if self.window_seconds is None:
-                signal, sampling_rate_hz, lead_names, units = read_wfdb(record_path)
-            else:
-                signal, sampling_rate_hz, lead_names, units = read_wfdb(
-                    record_path, 0, 1
-                )  # names and rate
+                signal, sampling_rate_hz, lead_names, units = read_wfdb(record_path, root=root)
+            else:  # names and rate from one sample; the windows are read below
+                signal, sampling_rate_hz, lead_names, units = read_wfdb(record_path, 0, 1, root)
         except RecordTooLong as error:
             yield reject(Reason.TOO_LONG, str(error))
+            return
+        except OutsideSource as error:
+            yield reject(Reason.OUTSIDE_SOURCE, str(error))
             return
         except Exception as error:  # one bad file must not stop the cohort
             yield reject(
@@ -387,7 +386,7 @@ class WFDBFolderReader(Reader):
         # Consecutive, non-overlapping windows, each read on its own so that memory follows
         # the window and not the recording; the trailing partial window is dropped.
         for k in range(n_windows):
-            window_signal, *_ = read_wfdb(record_path, k * window, (k + 1) * window)
+            window_signal, *_ = read_wfdb(record_path, k * window, (k + 1) * window, self.source)
             yield record(
                 record_id=f"{record_id}_w{k}", signal=window_signal, metadata=dict(metadata)
             )

@@ -27,6 +27,7 @@ import numpy as np
 import wfdb
 
 from cape.leads import unit_scale_to_mv
+from cape.readers._common import inside
 
 _GAIN = re.compile(r"^(?P<gain>[-+0-9.eE]+)(?:\((?P<baseline>[-+0-9]+)\))?(?:/(?P<units>.+))?$")
 _INVALID_16 = -32768  # WFDB's "no sample" value for format 16
@@ -59,6 +60,10 @@ MAX_SIGNALS = 64
 
 class RecordTooLong(ValueError):
     """The record is longer than CAPE reads in one piece (quarantined as ``too_long``)."""
+
+
+class OutsideSource(ValueError):
+    """A file the record needs resolves outside the source folder (``outside_source``)."""
 
 
 @dataclass(frozen=True)
@@ -278,7 +283,7 @@ def _header_sampling_rate(header_path: Path) -> float | None:
 
 
 def read_wfdb(
-    record_path: Path, sampfrom: int = 0, sampto: int | None = None
+    record_path: Path, sampfrom: int = 0, sampto: int | None = None, root: Path | None = None
 ) -> tuple[np.ndarray, float | None, list[str], str]:
     """Read one WFDB record (or a span of it) as physical values, in bounded memory.
 
@@ -290,6 +295,8 @@ def read_wfdb(
     Args:
         record_path: record path without extension (``.../00001_hr``).
         sampfrom, sampto: samples to read (default the whole record).
+        root: when given, the header and every signal file it names must resolve
+            (symlinks followed) inside this folder.
 
     Returns:
         ``(signal, sampling_rate_hz, lead_names, units)``: ``signal`` is
@@ -301,6 +308,7 @@ def read_wfdb(
     Raises:
         FileNotFoundError: header or signal file missing.
         RecordTooLong: the span is over the caps.
+        OutsideSource: a file resolves outside ``root``.
         ValueError: a malformed header, one claiming more samples than its files
             hold, or a lead's unit that is not a voltage unit (when units differ).
         Exception: whatever ``wfdb`` raises for a malformed record.
@@ -309,6 +317,13 @@ def read_wfdb(
     if not header_path.is_file():
         raise FileNotFoundError(f"WFDB header {header_path} not found")
     info = inspect_header(record_path)
+    if root is not None:
+        names = [header_path.name, *info.files]
+        outside = [n for n in names if not inside(header_path.with_name(n), root)]
+        if outside:
+            raise OutsideSource(
+                f"{', '.join(outside)} of {record_path.name} resolve outside {root}"
+            )
     total = info.n_samples
     stop = sampto if total is None else (total if sampto is None else min(sampto, total))
     if stop is None and info.multi_segment:
