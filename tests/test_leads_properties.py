@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from cape.leads import limb_leads_from_i_ii, select_store_leads
 
-PROPERTY = settings(max_examples=60, derandomize=True, deadline=None)
+PROPERTY = settings(max_examples=60, derandomize=True, deadline=None, database=None)
 CHEST = ["V1", "V2", "V3", "V4", "V5", "V6"]
 
 
