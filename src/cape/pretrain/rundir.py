@@ -114,3 +114,28 @@ class JsonlLog:
     def write(self, record: dict[str, Any]) -> None:
         with self.path.open("a") as file:
             file.write(json.dumps(record, default=float) + "\n")
+
+    def truncate_after(self, global_step: int) -> int:
+        """Drop the lines logged after ``global_step`` (a killed run's steps past its checkpoint).
+
+        A resumed run repeats those steps and logs them again; keeping the old lines
+        would leave two different records of one step. Unparsable lines (a line cut
+        short by the kill) go too. Returns the number of lines dropped.
+        """
+        if not self.path.is_file():
+            return 0
+        kept, dropped = [], 0
+        for line in self.path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+                keep = int(record.get("global_step", 0)) <= global_step
+            except (ValueError, TypeError, AttributeError):
+                keep = False
+            if keep:
+                kept.append(line)
+            else:
+                dropped += 1
+        temp = self.path.with_name(self.path.name + ".tmp")
+        temp.write_text("".join(f"{line}\n" for line in kept))
+        temp.replace(self.path)
+        return dropped

@@ -222,6 +222,16 @@ def _pretrain(
     # ---- resume ------------------------------------------------------------------------------
     run = RunDir(Path(config.out_dir))
     start_epoch, start_step, global_step = 0, 0, 0
+    if resume and not run.last_checkpoint.exists():
+        # Killed before its first checkpoint: nothing to continue, so start afresh.
+        logger.warning(
+            "%s has no checkpoint yet (%s): --resume starts the run from the beginning",
+            run.root,
+            run.last_checkpoint,
+        )
+        resume = False
+        if info.is_main:
+            JsonlLog(run.log).truncate_after(-1)  # the killed run's lines describe nothing kept
     if resume:
         payload = load_checkpoint(run.last_checkpoint)
         check_resumable(
@@ -254,6 +264,12 @@ def _pretrain(
     writer = None
     if info.is_main:
         run.root.mkdir(parents=True, exist_ok=True)
+        if resume:
+            dropped = log.truncate_after(global_step)
+            if dropped:
+                logger.info(
+                    "dropped %d log lines past the checkpoint's step %d", dropped, global_step
+                )
         if not resume:
             save_config(config, run.config)
         facts = {
