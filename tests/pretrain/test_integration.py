@@ -138,14 +138,15 @@ def test_two_rank_ddp_training_equals_one_process(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_torchrun_smoke(tmp_path: Path) -> None:
+    """``torchrun --standalone``: the rendezvous binds port 0 itself, so no port is
+    chosen here and then taken by another process before torchrun binds it."""
     store = real_store(tmp_path / "store", COHORTS)
     command = [
         sys.executable,
         "-m",
         "torch.distributed.run",
+        "--standalone",
         "--nproc_per_node=2",
-        "--master_addr=127.0.0.1",
-        f"--master_port={free_port()}",
         "-m",
         "cape",
         "pretrain",
