@@ -522,3 +522,21 @@ def test_signal_file_symlinked_out_of_the_source_is_outside_source(tmp_path: Pat
     _, quarantine = _by_record(tmp_path / "store")
     assert quarantine.loc["v0", "reason"] == "outside_source"
     assert "v0.dat" in quarantine.loc["v0", "detail"]
+
+
+def test_code15_part_declaring_huge_rows_is_refused_unread(tmp_path: Path) -> None:
+    import h5py
+
+    source = tmp_path / "code15"
+    source.mkdir()
+    with h5py.File(source / "exams_part0.hdf5", "w") as handle:
+        # 2 KB on disk, 9.6 GB if a row were read: the shape is a claim.
+        handle.create_dataset("tracings", shape=(2, 10**8, 12), dtype="f4", chunks=(1, 4096, 12))
+        handle.create_dataset("exam_id", data=np.array([5, 0]))
+    pd.DataFrame({"exam_id": [5], "patient_id": [1], "trace_file": ["exams_part0.hdf5"]}).to_csv(
+        source / "exams.csv", index=False
+    )
+    ingest("code15", source, "c15", tmp_path / "store", mains_hz=60, progress=False)
+    quarantine = pd.read_parquet(tmp_path / "store" / "quarantine.parquet")
+    assert sorted(quarantine["reason"]) == ["unreadable", "unreadable"]
+    assert quarantine["detail"].str.contains("exceed the cap").any()

@@ -38,6 +38,7 @@ import pandas as pd
 from cape.errors import CapeError
 from cape.readers._common import bad_cells, clean_id, positive_int_option, to_json
 from cape.readers.base import Reader, ReadTask
+from cape.readers.wfdb_io import MAX_RECORD_VALUES
 from cape.record import ECGRecord, Reason, Rejection, clean_age
 
 logger = logging.getLogger(__name__)
@@ -204,6 +205,27 @@ class Code15Reader(Reader):
                     ReadTask(
                         key=f"{part.stem}-unreadable",
                         payload=("bad_part", part.name, f"{type(error).__name__}: {error}"),
+                        n_items=1,
+                    )
+                )
+                continue
+            # A dataset's shape is a claim too: a chunked dataset can declare rows of
+            # 10^8 samples in a small file. Rows must be what CODE-15% has (at most the
+            # per-record cap of values).
+            if (
+                len(shape) == 3
+                and shape[0] == exam_ids.size
+                and shape[1] * shape[2] > (MAX_RECORD_VALUES)
+            ):
+                tasks.append(
+                    ReadTask(
+                        key=f"{part.stem}-unreadable",
+                        payload=(
+                            "bad_part",
+                            part.name,
+                            f"tracings rows of {shape[1]} x {shape[2]} values exceed the cap "
+                            f"of {MAX_RECORD_VALUES} per record",
+                        ),
                         n_items=1,
                     )
                 )
