@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from cape.cli import main as cape_main
 from cape.errors import CapeError
@@ -68,10 +69,23 @@ def test_demo_quick_end_to_end_and_cached_rerun(tmp_path: Path, capsys):
     assert cape_main(["demo", "--quick", "--out", str(out), "--no-progress"]) == 0
     printed = capsys.readouterr().out
     assert "What this run says" in printed and "verdict:" in printed
+    assert "SIMULATED" in printed and "Injected: age effects" in printed
     report = out / "report" / "report.html"
     assert report.is_file() and (out / "report" / "report.md").is_file()
     results = pd.read_parquet(out / "evaluation" / "ood" / "results.parquet")
     assert {"random", "idb", "untrained", "mean-predictor"} <= set(results["model"])
+    # Only the heads' training cohort's test split was left out of pretraining, and the
+    # targets come from the other cohorts' whole data (the paper's protocol).
+    pretrain_config = yaml.safe_load((out / "pretrain" / "idb-seed0" / "config.yaml").read_text())
+    assert pretrain_config["exclude_splits"] == {"harbor": ["test"]}
+    ood_config = json.loads((out / "evaluation" / "ood" / "config.json").read_text())
+    assert set(ood_config["target_pools"].values()) == {"whole cohort"}
+    predictions = pd.read_parquet(out / "evaluation" / "ood" / "predictions.parquet")
+    targets = predictions[predictions["setting"] == "out-of-distribution"]
+    stored = pd.read_parquet(out / "store" / "manifest.parquet")
+    keys = ["cohort", "record_id"]
+    drawn = targets[keys].astype(str).merge(stored[[*keys, "split"]].astype(str), on=keys)
+    assert len(drawn) == len(targets) and drawn["split"].nunique() > 1
     identifiability = pd.read_parquet(out / "evaluation" / "identifiability.parquet")
     assert set(identifiability["model"]) == {"random", "idb", "untrained", "signal-spectrum"}
     # Privacy: no record or patient ids in the report.
