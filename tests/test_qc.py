@@ -7,16 +7,15 @@ import math
 import numpy as np
 import pytest
 
+from cape.plausibility import check_plausibility, measure_beats
 from cape.qc import (
     QCConfig,
     check_age,
     check_finite,
     check_flat,
-    check_plausibility,
     check_record,
     check_sampling_rate,
     check_saturated,
-    measure_beats,
 )
 from cape.record import Reason
 

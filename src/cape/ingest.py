@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import ctypes
 import datetime as _dt
-import errno
-import fcntl
 import hashlib
 import json
 import logging
@@ -26,11 +24,8 @@ import math
 import os
 import re
 import signal as _signal
-import socket
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,12 +42,13 @@ from cape.leads import (
     select_store_leads,
     unit_scale_to_mv,
 )
+from cape.plausibility import check_plausibility, measure_beats
 from cape.preprocessing import (
     PreprocessingConfig,
     plan_filters,
     preprocess,
 )
-from cape.qc import QCConfig, check_plausibility, check_record, measure_beats
+from cape.qc import QCConfig, check_record
 from cape.readers import get_reader
 from cape.readers._common import safe_text
 from cape.readers.base import Reader, ReadTask
@@ -67,6 +63,7 @@ from cape.store import (
     new_header,
     read_header,
     rebuild_manifest,
+    store_lock,
     write_json_atomic,
 )
 from cape.store.slot import fit_to_slot, to_int16_microvolts
@@ -156,52 +153,6 @@ def shard_name(cohort: str, task: ReadTask, source: str, options: dict[str, Any]
     digest = hashlib.sha1(identity.encode("utf-8", "surrogateescape")).hexdigest()[:10]
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{cohort}__{task.key}")
     return f"{safe[:180]}__{digest}"
-
-
-@contextmanager
-def store_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the store: one ingest (or split) at a time.
-
-    A POSIX record lock (``lockf``), not ``flock``: record locks belong to the
-    process and are not inherited by forked workers, so workers orphaned by a
-    ``kill -9`` of the parent cannot keep the store locked. The lock file holds
-    the owner's pid and host while it runs and is emptied on release; finding
-    it non-empty on acquiring means the previous owner died: its lock is taken
-    over with a warning (its uncommitted shards are rewritten, never counted).
-
-    Raises:
-        CapeError: another live process holds the lock.
-    """
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as error:
-            if error.errno not in (errno.EACCES, errno.EAGAIN):
-                raise
-            owner = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
-            raise CapeError(
-                f"{path} is being written by another cape process (owner: {owner})"
-            ) from error
-        previous = os.pread(fd, 200, 0).decode(errors="replace").strip()
-        if previous:
-            logger.warning(
-                "%s: taking over a stale lock (owner %s ended without releasing it); "
-                "shards it did not commit are rewritten",
-                path,
-                previous,
-            )
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
-        try:
-            yield
-        finally:
-            os.ftruncate(fd, 0)
-            fcntl.lockf(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
 
 
 def _text(value: Any) -> Any:

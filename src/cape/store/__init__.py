@@ -38,6 +38,7 @@ from cape.store.layout import (
     write_json_atomic,
     write_parquet_atomic,
 )
+from cape.store.lock import store_lock
 from cape.store.reader import CohortStore
 from cape.store.slot import fit_to_slot, to_int16_microvolts, would_clip_int16
 from cape.store.writer import (
@@ -70,6 +71,7 @@ __all__ = [
     "new_header",
     "read_header",
     "rebuild_manifest",
+    "store_lock",
     "to_int16_microvolts",
     "would_clip_int16",
     "write_json_atomic",
