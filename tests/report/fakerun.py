@@ -188,6 +188,7 @@ def write_evaluation(run: Path, dirs: list[tuple[str, int, Path, bool]], runs: i
         subgroup_table,
         write_results,
     )
+    from cape.study.evaluation import RETRIEVAL_FILE, retrieval_table
 
     specs = [
         FeatureSpec(m, p, encoder_seed=s, baseline="untrained" if u else "") for m, s, p, u in dirs
@@ -236,6 +237,8 @@ def write_evaluation(run: Path, dirs: list[tuple[str, int, Path, bool]], runs: i
                 }
             )
     (run / "evaluation" / "identifiability.json").write_text(json.dumps(records, indent=1))
+    retrieval = retrieval_table(sets, index, seed=0, n_draws=120, n_negatives=15)
+    retrieval.to_parquet(run / "evaluation" / RETRIEVAL_FILE, index=False)
 
 
 def write_study_files(run: Path) -> None:

@@ -60,6 +60,7 @@ def test_files_and_sections(full_report: Path) -> None:
         assert f"<h2>{title}</h2>" in html.replace("&amp;", "&")
         assert f"## {title}" in markdown
     assert "> **Note:**" not in markdown  # every input is there: no section was skipped
+    assert "top-1, same-cohort negatives" in markdown and "Same-patient retrieval" in markdown
     for stem in pngs:
         assert f"](figures/{stem}.png)" in markdown
 

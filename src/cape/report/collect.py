@@ -8,7 +8,8 @@ a note.
 Run directory (see :mod:`cape.study.runner`)::
 
     study.yaml  provenance.json  store/  pretrain/NAME-seedK/  features/NAME-seedK/
-    evaluation/  (protocol result directories; identifiability.{json,parquet,csv})
+    evaluation/  (protocol result directories; identifiability.{json,parquet,csv};
+                  retrieval.{parquet,csv})
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from cape.markers import MARKER
 from cape.protocols.results import CONFIG_FILE, TABLE_FILES, ProtocolResult
 from cape.report.identifiability import read_identifiability
 from cape.report.naming import split_label
+from cape.report.retrieval import read_retrieval
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +77,7 @@ class RunData:
     ood: ProtocolResult | None = None
     composition: ProtocolResult | None = None
     identifiability: pd.DataFrame | None = None
+    retrieval: pd.DataFrame | None = None
     stage_markers: dict[str, dict[str, Any]] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
 
@@ -296,6 +299,7 @@ def _read_evaluation(data: RunData) -> None:
     data.ood = _concat(found["ood"]) if "ood" in found else None
     data.composition = _concat(found["composition"]) if "composition" in found else None
     data.identifiability = read_identifiability(evaluation, data.messages)
+    data.retrieval = read_retrieval(evaluation)
 
 
 def _read_stage_markers(data: RunData) -> None:

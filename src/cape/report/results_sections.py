@@ -10,7 +10,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from cape.errors import CapeError
-from cape.report import figures, means, tables
+from cape.report import figures, means, retrieval, tables
 from cape.report.collect import FeatureDir, for_training_cohort, training_cohorts
 from cape.report.context import ReportContext
 from cape.report.document import BulletList, Paragraph, Section, TableBlock
@@ -254,6 +254,13 @@ def embeddings_section(context: ReportContext) -> Section:
                 tables.identifiability_table(data.identifiability),
                 "Cohort (and device) identifiability: cross-validated logistic regression "
                 "from the features, folds grouped by patient; bootstrap 95% CIs",
+            )
+        )
+    if data.retrieval is not None and len(data.retrieval):
+        section.add(
+            TableBlock(
+                retrieval.retrieval_table(data.retrieval),
+                retrieval.retrieval_caption(data.retrieval),
             )
         )
     chosen = _first_seeds(context)

@@ -153,6 +153,9 @@ class EvaluateSection(_Section):
     ood: OODSection | None = None
     composition: CompositionSection | None = None
     identifiability: bool = True
+    retrieval: bool = Field(
+        True, description="same-patient retrieval, mixed vs same-cohort negatives"
+    )
     seed: int = 0
 
 

@@ -1,4 +1,4 @@
-"""The evaluate stage of a study: OOD and composition protocols, and cohort identifiability.
+"""The evaluate stage of a study: OOD and composition protocols, identifiability, retrieval.
 
 Writes under the stage directory::
 
@@ -6,6 +6,8 @@ Writes under the stage directory::
     composition/         the same for the composition matrix
     identifiability.parquet   one row per (model, encoder seed, target): accuracy and
                               macro AUROC with CIs, chance levels
+    retrieval.parquet    one row per (model, encoder seed): same-patient top-1 retrieval
+                         with mixed and same-cohort negatives, their gap, CIs, chance
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import pandas as pd
 logger = logging.getLogger(__name__)
 
 IDENTIFIABILITY_FILE = "identifiability.parquet"
+RETRIEVAL_FILE = "retrieval.parquet"
 _IDENTIFIABILITY_MAX_PER_COHORT = 2000  # CV logistic regression cost; enough for tight CIs
 
 
@@ -118,6 +121,56 @@ def identifiability_table(
     return pd.DataFrame(rows)
 
 
+def retrieval_table(
+    feature_sets: Sequence[Any],
+    index: pd.DataFrame,
+    seed: int = 0,
+    store: Any = None,
+    n_draws: int = 2000,
+    n_negatives: int = 127,
+) -> pd.DataFrame:
+    """Same-patient retrieval of every feature set on the same anchors and negatives.
+
+    One row per (model, encoder seed): top-1 with mixed and with same-cohort
+    negatives and their paired gap (:mod:`cape.diagnostics.retrieval`), plus the
+    band powers of the stored signals as a reference when the store is given.
+    Only the ECGs the draws touch are read and standardised (the same rows for
+    every model).
+    """
+    from cape.diagnostics import RetrievalDraws, draw_retrieval_sets, patient_retrieval
+
+    patients = (index["cohort"].astype(str) + "/" + index["patient_id"].astype(str)).to_numpy()
+    cohorts = index["cohort"].astype(str).to_numpy()
+    n_negatives = min(n_negatives, int(pd.Series(cohorts).value_counts().min()) // 2)
+    try:
+        draws = draw_retrieval_sets(patients, cohorts, n_draws, max(n_negatives, 1), seed)
+    except ValueError as error:
+        logger.warning("retrieval skipped: %s", error)
+        return pd.DataFrame()
+    parts = (draws.anchors, draws.positives, draws.mixed.ravel(), draws.same_cohort.ravel())
+    used = np.unique(np.concatenate(parts))
+    local = RetrievalDraws(
+        anchors=np.searchsorted(used, draws.anchors),
+        positives=np.searchsorted(used, draws.positives),
+        mixed=np.searchsorted(used, draws.mixed),
+        same_cohort=np.searchsorted(used, draws.same_cohort),
+    )
+    anchor_cohorts = tuple(sorted(set(cohorts[draws.anchors])))
+    candidates = [
+        (fs.model, fs.encoder_seed, fs.baseline, fs.features[used]) for fs in feature_sets
+    ]
+    if store is not None and "store_index" in index:
+        powers = _band_powers(store, index["store_index"].to_numpy()[used])
+        candidates.append((SIGNAL_REFERENCE, 0, "signal", powers))
+    rows = []
+    for model, encoder_seed, baseline, matrix in candidates:
+        result = patient_retrieval(matrix, local, seed=seed, cohorts=anchor_cohorts)
+        summary = result.summary()
+        summary["cohorts"] = ",".join(summary["cohorts"])
+        rows.append({"model": model, "encoder_seed": encoder_seed, "baseline": baseline, **summary})
+    return pd.DataFrame(rows)
+
+
 def _band_powers(store: Any, indices: np.ndarray, chunk: int = 256) -> np.ndarray:
     """Band powers of the first 7 s of stored ECGs, read in chunks (memory stays flat)."""
     from cape.diagnostics import band_power_features
@@ -159,12 +212,12 @@ def run_evaluation(
         for f in features
     ]
     feature_sets, index = load_feature_sets(specs)
-    if section.identifiability:
-        store = None
-        if store_path is not None:
-            from cape.store import CohortStore
+    store = None
+    if store_path is not None and (section.identifiability or section.retrieval):
+        from cape.store import CohortStore
 
-            store = CohortStore.open(store_path)
+        store = CohortStore.open(store_path)
+    if section.identifiability:
         table = identifiability_table(feature_sets, index, seed=section.seed, store=store)
         table.to_parquet(out / IDENTIFIABILITY_FILE, index=False)
         table.to_csv(out / IDENTIFIABILITY_FILE.replace(".parquet", ".csv"), index=False)
@@ -174,6 +227,21 @@ def run_evaluation(
             log("  cohort identifiability (accuracy; median, min-max over encoder seeds):")
             for model, row in summary.iterrows():
                 log(f"    {model:>10}: {row['median']:.3f} ({row['min']:.3f}-{row['max']:.3f})")
+    if section.retrieval:
+        table = retrieval_table(feature_sets, index, seed=section.seed, store=store)
+        if len(table):
+            table.to_parquet(out / RETRIEVAL_FILE, index=False)
+            table.to_csv(out / RETRIEVAL_FILE.replace(".parquet", ".csv"), index=False)
+            log(
+                "  same-patient retrieval, top-1 (median over encoder seeds): mixed "
+                f"negatives / same-cohort negatives / gap; chance {table['chance'].iloc[0]:.3f}"
+            )
+            summary = table.groupby("model")[["top1_mixed", "top1_same_cohort", "gap"]].median()
+            for model, row in summary.iterrows():
+                log(
+                    f"    {model:>15}: {row['top1_mixed']:.3f} / {row['top1_same_cohort']:.3f}"
+                    f" / {row['gap']:+.3f}"
+                )
     if section.ood is not None:
         ood = section.ood
         settings = ProtocolSettings.for_protocol(
