@@ -10,7 +10,8 @@ import yaml
 
 from cape.errors import CapeError
 from cape.protocols import FeatureSpec, HeadSettings, ProtocolSettings, load_feature_sets, run_ood
-from cape.protocols.ood import _plan_task, target_splits
+from cape.protocols.ood import _plan_task
+from cape.protocols.targets import target_splits
 from cape.protocols.tasks import extract_labels
 
 from .synthetic import make_index, write_dir

@@ -42,11 +42,8 @@ from cape.protocols.comparisons import empty_tests, paired_tests
 from cape.protocols.composition import check_cohorts
 from cape.protocols.featuresets import (
     MEAN_PREDICTOR,
-    SPLITS,
-    UNTRAINED,
     FeatureSet,
     pretraining_leak_warnings,
-    pretraining_splits,
     store_mismatch_warnings,
 )
 from cape.protocols.fitting import fit_each_and_collect, fit_predict
@@ -62,6 +59,7 @@ from cape.protocols.sampling import (
     split_pools,
 )
 from cape.protocols.settings import ProtocolSettings
+from cape.protocols.targets import outside_patients, pool_name, target_splits
 from cape.protocols.tasks import TaskLabels, extract_labels
 
 logger = logging.getLogger(__name__)
@@ -75,74 +73,6 @@ class _Target:
         self.positions = positions
         self.pools = pools
         self.ceiling_plan: SizePlan | None = None
-
-
-def target_splits(
-    settings: ProtocolSettings,
-    feature_sets: Sequence[FeatureSet],
-    targets: Sequence[str],
-    warnings: list[str],
-) -> dict[str, tuple[str, ...] | None]:
-    """The splits each target's ECGs are drawn from (None: the whole cohort).
-
-    ``"unseen"`` leaves out every split that some evaluated encoder's
-    pretraining could use (:func:`cape.protocols.featuresets.pretraining_splits`);
-    an encoder whose pretraining config cannot be found is assumed to have left
-    out the test splits (the pretraining default), with a warning.
-
-    Raises:
-        CapeError: ``"unseen"`` and a target all of whose splits were used in pretraining.
-    """
-    if settings.ood_target_pool == "all":
-        return dict.fromkeys(targets)
-    if settings.ood_target_pool == "test":
-        return {t: ("test",) for t in targets}
-    chosen: dict[str, tuple[str, ...] | None] = {}
-    unknown: set[str] = set()
-    for target in targets:
-        used: set[str] = set()
-        for feature_set in feature_sets:
-            if feature_set.baseline == UNTRAINED:
-                continue
-            splits = pretraining_splits(feature_set.info, target)
-            if splits is None:
-                unknown.add(feature_set.label)
-                splits = {"train", "val"}
-            used |= splits
-        allowed = tuple(s for s in SPLITS if s not in used)
-        if not allowed:
-            raise CapeError(
-                f"target cohort {target!r}: every split was used in pretraining by the "
-                "evaluated encoders, so no unseen ECG is left to test on. Set the OOD target "
-                "pool to 'all' (the paper's protocol: targets from the whole cohort, seen in "
-                "pretraining without labels) or leave the cohort's test split out of "
-                "pretraining (exclude_splits)"
-            )
-        chosen[target] = allowed
-    if unknown:
-        warnings.append(
-            f"no pretraining config found for {sorted(unknown)}: assumed they left out every "
-            "cohort's test split (the pretraining default) when choosing unseen target ECGs"
-        )
-        logger.warning(warnings[-1])
-    return chosen
-
-
-def _pool_name(splits: tuple[str, ...] | None) -> str:
-    return "whole cohort" if splits is None else "+".join(splits)
-
-
-def _outside_patients(index: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
-    """``(len(index),)`` bool: rows whose patient has no ECG among ``rows``."""
-    keys = index["cohort"].astype(str) + "\x1f"
-    if "patient_id" in index:
-        patient = index["patient_id"]
-        row_key = pd.Series(np.arange(len(index)).astype(str), index=index.index)
-        keys = keys + patient.astype(str).where(patient.notna(), "row" + row_key)
-    else:
-        keys = keys + pd.Series(np.arange(len(index)).astype(str), index=index.index)
-    values = keys.to_numpy()
-    return ~np.isin(values, values[rows])
 
 
 def _targets(
@@ -190,27 +120,27 @@ def _plan_task(
             continue
         target_pools = split_pools(index, name, labels.labelled)
         allowed = pools_of[name]
-        pool_name = _pool_name(allowed)
+        label = pool_name(allowed)
         pool = (
             np.flatnonzero((cohort_of == name) & labels.labelled)
             if allowed is None
             else np.sort(np.concatenate([target_pools[split] for split in allowed]))
         )
         test_plan = plan_sizes(
-            {pool_name: pool},
+            {label: pool},
             [settings.ood_test_n],
             f"target cohort {name!r}, task {task!r}",
             settings.strict_sizes,
-            splits=(pool_name,),
+            splits=(label,),
         )
         messages += test_plan.messages
         positions = draw(
             pool,
-            test_plan.sizes[pool_name],
+            test_plan.sizes[label],
             derive_seed(settings.seed, "ood-target", name, task),
         )
         # The ceiling's training sample must not share patients with the target ECGs.
-        outside = _outside_patients(index, positions)
+        outside = outside_patients(index, positions)
         ceiling_pools = {split: rows[outside[rows]] for split, rows in target_pools.items()}
         target = _Target(name, positions, ceiling_pools)
         if settings.ceiling:
@@ -278,7 +208,7 @@ def run_ood(
                     "cohort": target.name,
                     "task": task,
                     "test": target.positions.size,
-                    "test_pool": _pool_name(pools_of[target.name]),
+                    "test_pool": pool_name(pools_of[target.name]),
                     **ceiling,
                 }
             )
@@ -345,7 +275,7 @@ def run_ood(
             messages,
             warnings,
             train_cohort=source,
-            target_pools={t: _pool_name(pools_of[t]) for t in targets},
+            target_pools={t: pool_name(pools_of[t]) for t in targets},
             head_scaling=settings.head.describe_scaling(),
         ),
     )
