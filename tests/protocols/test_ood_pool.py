@@ -101,3 +101,19 @@ def test_test_pool_and_unknown_pretraining(tmp_path):
     assert target_splits(_settings(ood_target_pool="test"), sets, ["B"], []) == {"B": ("test",)}
     with pytest.raises(CapeError, match="ood_target_pool"):
         _settings(ood_target_pool="everything")
+
+
+def test_a_ceiling_that_cannot_be_trained_is_skipped_with_a_message(tmp_path):
+    index = make_index({"A": 40, "B": 60}, ecgs_per_patient=2)
+    index.loc[(index["cohort"] == "B") & (index["split"] == "val"), "sex"] = "F"
+    write_dir(tmp_path / "f", index, 0.3, {}, seed=0)
+    sets, index = load_feature_sets([FeatureSpec("m", tmp_path / "f")])
+    settings = _settings(ood_target_pool="test", tasks=("sex",))
+    labels = extract_labels(index, "sex", settings.topcoded)
+    messages: list[str] = []
+    _, _, chosen = _plan_task(settings, index, labels, "A", ["B"], messages, {"B": ("test",)})
+    assert chosen[0].ceiling_plan is None
+    assert any("one class" in m and "'B'" in m for m in messages)
+    result = run_ood(sets, index, settings, progress=False)
+    assert "in-cohort" not in set(result.results["setting"])
+    assert "out-of-distribution" in set(result.results["setting"])

@@ -154,7 +154,15 @@ def _plan_task(
                     splits=("train", "val"),
                 )
                 messages += target.ceiling_plan.messages
+                if labels.task.kind == "binary":
+                    for split in ("train", "val"):
+                        if np.unique(labels.y[ceiling_pools[split]]).size < 2:
+                            raise CapeError(
+                                f"its {split} split holds one class only once the target "
+                                "ECGs' patients are left out"
+                            )
             except CapeError as error:
+                target.ceiling_plan = None
                 messages.append(f"in-cohort ceiling of {name!r}, task {task!r} skipped: {error}")
                 logger.warning(messages[-1])
         chosen.append(target)
