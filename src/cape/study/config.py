@@ -165,11 +165,20 @@ class ReportSection(_Section):
     seed: int = 0
 
 
-class SweepSection(_Section):
-    """Run the whole study once per value of one setting (e.g. ``simulate.artefact_strength``)."""
+class SweepAxis(_Section):
+    """The second axis of a 2-D sweep."""
 
     key: str = Field(..., description="dotted path of the setting to vary")
     values: list[Any] = Field(..., min_length=1)
+
+
+class SweepSection(_Section):
+    """Run the whole study once per value of one setting (e.g. ``simulate.artefact_strength``),
+    or once per cell of a grid of two settings (``by``)."""
+
+    key: str = Field(..., description="dotted path of the setting to vary")
+    values: list[Any] = Field(..., min_length=1)
+    by: SweepAxis | None = Field(None, description="a second setting: a 2-D grid")
 
 
 class StudyConfig(_Section):

@@ -1,21 +1,31 @@
-"""Sweeps: the same study at several values of one setting, and what changes with it.
+"""Sweeps: the same study at several values of one setting (or a grid of two), and what
+changes with it.
 
 ``sweep: {key: simulate.artefact_strength, values: [0, 0.5, 1, 2]}`` runs one
-complete (cached) study per value under ``RUN/sweep/<value>/`` and then
-summarises, per value and encoder seed:
+complete (cached) study per value under ``RUN/sweep/<name>=<value>/``; with
+``by: {key: simulate.visit_variability, values: [1, 3]}`` it runs one per cell
+of the grid (``RUN/sweep/<name>=<value>,<name2>=<value2>/``): the regime map of
+*when IDB matters*. Then it summarises, per cell and encoder seed:
 
 - the OOD gap of each task: mean over target cohorts of (model A - model B),
   for the study's ``evaluate.ood.compare`` pair (random vs IDB): positive age
   MAE gap = B (IDB) has lower OOD error; for AUROC the sign is flipped so that
-  positive always means "B better";
-- cohort identifiability (accuracy) of both models.
+  positive always means "B better"; and the Wilcoxon p-value over all matched
+  (encoder seed, run) pairs per target cohort;
+- in-distribution performance (the heads' own cohort) of every model, the
+  untrained encoder included: does pretraining help at all here?
+- cohort identifiability (accuracy) of every model, the untrained encoder and
+  the band powers of the stored signals (``signal-spectrum``);
+- same-patient retrieval: top-1 with mixed negatives and the mixed-minus-
+  same-cohort gap (what a cohort shortcut could pay).
 
-It writes ``sweep/summary.csv``, ``sweep/sweep.png`` and ``sweep/sweep.md``.
-The question it answers: *when does IDB matter?*
+It writes ``sweep/summary.csv``, ``sweep/sweep.png`` (lines for one axis,
+heat maps of the median over seeds for a grid) and ``sweep/sweep.md``.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,11 +37,17 @@ import yaml
 from cape.errors import CapeError
 
 _HIGHER_IS_BETTER = {"auroc", "macro_auroc", "accuracy", "r2"}
+Cell = dict[str, Any]  # sweep key -> value of one sub-study
 
 
 def value_label(value: Any) -> str:
     """Directory-safe text for a sweep value."""
     return str(value).replace("/", "_").replace(" ", "")
+
+
+def cell_label(cell: Cell) -> str:
+    """``name=value[,name2=value2]``: a sub-study's directory name."""
+    return ",".join(f"{key.split('.')[-1]}={value_label(value)}" for key, value in cell.items())
 
 
 def ood_gaps(run_dir: Path, model_a: str, model_b: str) -> pd.DataFrame:
@@ -58,98 +74,210 @@ def ood_gaps(run_dir: Path, model_a: str, model_b: str) -> pd.DataFrame:
     return gap.rename("gap").reset_index()
 
 
-def identifiability(run_dir: Path, models: Sequence[str]) -> pd.DataFrame:
+def ood_p_values(run_dir: Path) -> pd.DataFrame:
+    """Wilcoxon p-values over all matched pairs, one per (task, metric, OOD target cohort)."""
+    path = run_dir / "evaluation" / "ood" / "tests.parquet"
+    columns = ["task", "metric", "test_cohort", "p_value", "estimate"]
+    if not path.is_file():
+        return pd.DataFrame(columns=columns)
+    table = pd.read_parquet(path)
+    table = table[
+        (table["test"] == "wilcoxon_signed_rank")
+        & (table["scope"] == "all")
+        & (table["setting"] == "out-of-distribution")
+    ]
+    return table[columns]
+
+
+def in_distribution(run_dir: Path) -> pd.DataFrame:
+    """Per model and encoder seed: the heads' metric on their own cohort's test ECGs."""
+    path = run_dir / "evaluation" / "ood" / "summary_by_seed.parquet"
+    if not path.is_file():
+        return pd.DataFrame(columns=["model", "encoder_seed", "task", "metric", "mean"])
+    table = pd.read_parquet(path)
+    return table[table["setting"] == "source"][["model", "encoder_seed", "task", "metric", "mean"]]
+
+
+def retrieval(run_dir: Path) -> pd.DataFrame:
+    path = run_dir / "evaluation" / "retrieval.parquet"
+    if not path.is_file():
+        return pd.DataFrame(columns=["model", "encoder_seed", "top1_mixed", "gap"])
+    return pd.read_parquet(path)[["model", "encoder_seed", "top1_mixed", "gap"]]
+
+
+def identifiability(run_dir: Path) -> pd.DataFrame:
+    """Cohort identifiability of every feature set (and the signal reference) of a sub-study."""
     path = run_dir / "evaluation" / "identifiability.parquet"
     if not path.is_file():
         return pd.DataFrame(columns=["model", "encoder_seed", "accuracy"])
     table = pd.read_parquet(path)
-    table = table[(table["target"] == "cohort") & table["model"].isin(models)]
+    table = table[table["target"] == "cohort"]
     return table[["model", "encoder_seed", "accuracy", "chance_majority"]]
 
 
-def summarise_sweep(
-    key: str, runs: Sequence[tuple[Any, Path]], compare: tuple[str, str]
-) -> pd.DataFrame:
-    """Tidy rows (value, quantity, model/task, encoder seed, number) across the sweep."""
+def summarise_sweep(runs: Sequence[tuple[Cell, Path]], compare: tuple[str, str]) -> pd.DataFrame:
+    """Tidy rows (sweep values, quantity, model, encoder seed, number) across the sweep."""
     model_a, model_b = compare
-    rows = []
-    for value, run_dir in runs:
+    rows: list[dict[str, Any]] = []
+    for cell, run_dir in runs:
+
+        def add(quantity: str, model: str, seed: Any, value: Any, cell: Cell = cell) -> None:
+            rows.append(
+                {**cell, "quantity": quantity, "model": model, "encoder_seed": seed, "value": value}
+            )
+
         for _, row in ood_gaps(run_dir, model_a, model_b).iterrows():
-            rows.append(
-                {
-                    key: value,
-                    "quantity": f"ood_gap_{row['task']}_{row['metric']}",
-                    "model": f"{model_a}-{model_b}",
-                    "encoder_seed": row["encoder_seed"],
-                    "value": row["gap"],
-                }
-            )
-        for _, row in identifiability(run_dir, [model_a, model_b]).iterrows():
-            rows.append(
-                {
-                    key: value,
-                    "quantity": "cohort_identifiability",
-                    "model": row["model"],
-                    "encoder_seed": row["encoder_seed"],
-                    "value": row["accuracy"],
-                }
-            )
+            quantity = f"ood_gap_{row['task']}_{row['metric']}"
+            add(quantity, f"{model_a}-{model_b}", row["encoder_seed"], row["gap"])
+        for _, row in ood_p_values(run_dir).iterrows():
+            quantity = f"ood_wilcoxon_p_{row['task']}_{row['metric']}"
+            add(quantity, f"{model_a}-{model_b} on {row['test_cohort']}", "all", row["p_value"])
+        for _, row in in_distribution(run_dir).iterrows():
+            quantity = f"in_distribution_{row['task']}_{row['metric']}"
+            add(quantity, row["model"], row["encoder_seed"], row["mean"])
+        for _, row in identifiability(run_dir).iterrows():
+            add("cohort_identifiability", row["model"], row["encoder_seed"], row["accuracy"])
+        for _, row in retrieval(run_dir).iterrows():
+            add("retrieval_top1_mixed", row["model"], row["encoder_seed"], row["top1_mixed"])
+            add("retrieval_gap", row["model"], row["encoder_seed"], row["gap"])
     return pd.DataFrame(rows)
 
 
-def plot_sweep(summary: pd.DataFrame, key: str, compare: tuple[str, str], path: Path) -> None:
-    """One panel per quantity: median over encoder seeds, seeds as points."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+def _plot_lines(summary: pd.DataFrame, key: str, compare: tuple[str, str], path: Path) -> None:
     import matplotlib.pyplot as plt
 
+    summary = summary[~summary["quantity"].str.startswith("ood_wilcoxon_p")]
     quantities = sorted(summary["quantity"].unique()) if len(summary) else []
-    fig, axes = plt.subplots(
-        1, max(len(quantities), 1), figsize=(4.2 * max(len(quantities), 1), 3.6), squeeze=False
-    )
-    for ax, quantity in zip(axes[0], quantities, strict=False):
+    ncols = min(max(len(quantities), 1), 4)
+    nrows = max(1, -(-len(quantities) // ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.6 * nrows), squeeze=False)
+    for ax, quantity in zip(axes.ravel(), quantities, strict=False):
         part = summary[summary["quantity"] == quantity]
         for model, rows in part.groupby("model"):
             rows = rows.sort_values(key)
             values = rows[key].astype(float)
-            ax.scatter(values, rows["value"], s=12, alpha=0.5)
+            ax.scatter(values, rows["value"].astype(float), s=12, alpha=0.5)
             median = rows.groupby(key)["value"].median()
             ax.plot(median.index.astype(float), median.to_numpy(), marker="o", label=str(model))
         if quantity.startswith("ood_gap"):
             ax.axhline(0.0, color="grey", lw=0.8)
             ax.set_ylabel(f"{compare[0]} minus {compare[1]} (>0: {compare[1]} better)")
-        else:
-            ax.set_ylabel("cohort-identification accuracy")
         ax.set_title(quantity.replace("_", " "))
         ax.set_xlabel(key)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
+    for ax in axes.ravel()[len(quantities) :]:
+        ax.set_visible(False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
+def _heat_panels(summary: pd.DataFrame, compare: tuple[str, str]) -> list[tuple[str, str]]:
+    """(quantity, model) pairs worth a heat map, in reading order."""
+    model_a, model_b = compare
+    wanted = [
+        (q, f"{model_a}-{model_b}") for q in sorted(summary["quantity"].unique()) if "ood_gap" in q
+    ]
+    for model in (model_a, model_b, "untrained", "signal-spectrum"):
+        wanted.append(("cohort_identifiability", model))
+    for model in (model_a, model_b, "untrained"):
+        wanted.append(("retrieval_gap", model))
+    for quantity in sorted(q for q in summary["quantity"].unique() if "in_distribution" in q):
+        wanted += [(quantity, model_a), (quantity, model_b), (quantity, "untrained")]
+    present = set(zip(summary["quantity"], summary["model"], strict=True))
+    return [pair for pair in wanted if pair in present]
+
+
+def _plot_grid(
+    summary: pd.DataFrame, keys: list[str], compare: tuple[str, str], path: Path
+) -> None:
+    import matplotlib.pyplot as plt
+
+    panels = _heat_panels(summary, compare)
+    ncols = min(max(len(panels), 1), 4)
+    nrows = max(1, -(-len(panels) // ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.9 * ncols, 3.4 * nrows), squeeze=False)
+    x_key, y_key = keys
+    for ax, (quantity, model) in zip(axes.ravel(), panels, strict=False):
+        part = summary[(summary["quantity"] == quantity) & (summary["model"] == model)]
+        grid = part.pivot_table(index=y_key, columns=x_key, values="value", aggfunc="median")
+        diverging = quantity.startswith(("ood_gap", "retrieval_gap"))
+        limit = float(np.nanmax(np.abs(grid.to_numpy()))) if diverging and grid.size else None
+        image = ax.imshow(
+            grid.to_numpy(dtype=float),
+            origin="lower",
+            aspect="auto",
+            cmap="RdBu" if diverging else "viridis",
+            vmin=-limit if limit else None,
+            vmax=limit if limit else None,
+        )
+        for (i, j), value in np.ndenumerate(grid.to_numpy(dtype=float)):
+            if np.isfinite(value):
+                ax.text(
+                    j,
+                    i,
+                    f"{value:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="k",
+                    bbox={"facecolor": "white", "alpha": 0.6, "lw": 0, "pad": 1},
+                )
+        ax.set_xticks(range(grid.shape[1]), [str(v) for v in grid.columns])
+        ax.set_yticks(range(grid.shape[0]), [str(v) for v in grid.index])
+        ax.set_xlabel(x_key.split(".")[-1])
+        ax.set_ylabel(y_key.split(".")[-1])
+        ax.set_title(f"{quantity.replace('_', ' ')}\n{model}", fontsize=9)
+        fig.colorbar(image, ax=ax, shrink=0.8)
+    for ax in axes.ravel()[len(panels) :]:
+        ax.set_visible(False)
+    fig.suptitle(
+        f"median over encoder seeds; gaps: {compare[0]} minus {compare[1]} (>0: "
+        f"{compare[1]} better OOD), retrieval: mixed minus same-cohort negatives",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_sweep(
+    summary: pd.DataFrame, keys: list[str], compare: tuple[str, str], path: Path
+) -> None:
+    """Lines against one sweep key, or heat maps over a grid of two."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    if len(keys) == 1:
+        _plot_lines(summary, keys[0], compare, path)
+    else:
+        _plot_grid(summary, keys, compare, path)
+
+
 def write_sweep_report(
-    out: Path, key: str, runs: Sequence[tuple[Any, Path]], compare: tuple[str, str]
+    out: Path, keys: list[str], runs: Sequence[tuple[Cell, Path]], compare: tuple[str, str]
 ) -> Path:
     directory = out / "sweep"
     directory.mkdir(parents=True, exist_ok=True)
-    summary = summarise_sweep(key, runs, compare)
+    summary = summarise_sweep(runs, compare)
     summary.to_csv(directory / "summary.csv", index=False)
-    plot_sweep(summary, key, compare, directory / "sweep.png")
+    plot_sweep(summary, keys, compare, directory / "sweep.png")
     lines = [
-        f"# Sweep over `{key}`",
+        f"# Sweep over {' x '.join(f'`{k}`' for k in keys)}",
         "",
         f"OOD gap = mean over target cohorts of {compare[0]} minus {compare[1]} "
-        f"(positive: {compare[1]} better); cohort identifiability = cross-validated "
-        "accuracy of predicting the cohort from the features. Median [min–max] over "
+        f"(positive: {compare[1]} better); ood_wilcoxon_p = Wilcoxon over all matched "
+        "(encoder seed, run) pairs per target cohort; in_distribution = the heads' metric "
+        "on their own cohort; cohort identifiability = cross-validated accuracy of "
+        "predicting the cohort from the features; retrieval = same-patient top-1 with "
+        "mixed negatives and its gap over same-cohort negatives. Median [min–max] over "
         "encoder seeds.",
         "",
         "![sweep](sweep.png)",
         "",
     ]
     if len(summary):
-        grouped = summary.groupby([key, "quantity", "model"])["value"]
+        grouped = summary.groupby([*keys, "quantity", "model"])["value"]
         table = pd.DataFrame(
             {
                 "median": grouped.median(),
@@ -167,28 +295,43 @@ def write_sweep_report(
     return directory
 
 
+def sweep_cells(sweep: Any) -> tuple[list[str], list[Cell]]:
+    """The sweep's keys and every cell (one value, or one pair of values per grid cell)."""
+    if sweep.by is None:
+        return [sweep.key], [{sweep.key: value} for value in sweep.values]
+    if sweep.by.key == sweep.key:
+        raise CapeError(f"sweep.by.key must differ from sweep.key ({sweep.key!r})")
+    keys = [sweep.key, sweep.by.key]
+    cells = [
+        dict(zip(keys, pair, strict=True))
+        for pair in itertools.product(sweep.values, sweep.by.values)
+    ]
+    return keys, cells
+
+
 def run_sweep(runner: Any, run_one: Callable[[Any, Path], Path]) -> Path:
-    """Run the study once per sweep value (each cached) and write the sweep summary."""
+    """Run the study once per sweep cell (each cached) and write the sweep summary."""
     from cape.study.config import StudyConfig, _set_dotted
 
     config = runner.config
-    sweep = config.sweep
     compare = config.evaluate.ood.compare if config.evaluate.ood else None
     if compare is None:
         raise CapeError("a sweep needs evaluate.ood.compare: the two models whose gap it follows")
+    keys, cells = sweep_cells(config.sweep)
     base = config.model_dump(mode="json")
     base["sweep"] = None
     runs = []
-    for value in sweep.values:
+    for cell in cells:
         values = yaml.safe_load(yaml.safe_dump(base))
-        try:
-            _set_dotted(values, sweep.key, value)
-        except (KeyError, IndexError, TypeError, ValueError) as error:
-            raise CapeError(f"sweep key {sweep.key!r}: {error}") from error
+        for key, value in cell.items():
+            try:
+                _set_dotted(values, key, value)
+            except (KeyError, IndexError, TypeError, ValueError) as error:
+                raise CapeError(f"sweep key {key!r}: {error}") from error
         sub_config = StudyConfig.model_validate(values)
-        run_dir = runner.out / "sweep" / f"{sweep.key.split('.')[-1]}={value_label(value)}"
-        runner.log(f"== sweep {sweep.key} = {value} -> {run_dir}")
-        runs.append((value, run_one(sub_config, run_dir)))
-    directory = write_sweep_report(runner.out, sweep.key, runs, compare)
+        run_dir = runner.out / "sweep" / cell_label(cell)
+        runner.log(f"== sweep {', '.join(f'{k} = {v}' for k, v in cell.items())} -> {run_dir}")
+        runs.append((cell, run_one(sub_config, run_dir)))
+    directory = write_sweep_report(runner.out, keys, runs, compare)
     runner.log(f"sweep summary: {directory / 'sweep.md'}")
     return runner.out
