@@ -32,6 +32,7 @@ from cape.ingest import ingest, shard_name
 from cape.qc import QCConfig
 from cape.readers import get_reader
 from cape.readers.base import ReadTask
+from cape.readers.wfdb_folder import WFDBFolderReader
 from cape.store import CohortStore
 
 N_VALID = 8
@@ -378,6 +379,42 @@ def test_header_sample_count_is_checked_before_reading(tmp_path: Path) -> None:
     assert signal.shape == (12, 2000) and rate == FS and names == LEADS12
     full, *_ = read_wfdb(tmp_path / "ok")
     np.testing.assert_array_equal(signal, full[:, 1000:3000])
+
+
+# --------------------------------------------------------------------------- dying workers
+
+
+class _Segfaulting(WFDBFolderReader):
+    """Stands in for a C library that crashes on one hostile file: kills its process."""
+
+    def read(self, task):  # type: ignore[no-untyped-def]
+        for item in super().read(task):
+            if getattr(item, "record_id", None) == "crash" and os.getpid() != self.parent:
+                os.kill(os.getpid(), 9)
+            yield item
+
+
+def test_a_worker_killed_by_one_input_costs_only_its_task(tmp_path: Path) -> None:
+    from cape.ingest import ingest_reader
+
+    source = tmp_path / "src"
+    rows = []
+    for k in range(8):
+        name = "crash" if k == 3 else f"r{k}"
+        write_wfdb(source / "rec", name, ecg(k))
+        rows.append({"path": f"rec/{name}", "record_id": name, "patient_id": f"p{k}"})
+    write_metadata(source, rows)
+    reader = _Segfaulting(source, "c", records_per_task=2)
+    reader.parent = os.getpid()  # type: ignore[attr-defined]
+    summary = ingest_reader(reader, tmp_path / "store", 50.0, workers=2, progress=False)
+    manifest, quarantine = _by_record(tmp_path / "store")
+    assert sorted(manifest["record_id"]) == ["r0", "r1", "r4", "r5", "r6", "r7"]
+    assert quarantine["reason"].tolist() == ["unreadable"]
+    assert "killed the worker" in quarantine["detail"].iloc[0]
+    assert summary.stored == 6
+    # The task that killed its worker is committed: a rerun does not try it again.
+    again = ingest_reader(reader, tmp_path / "store", 50.0, workers=2, progress=False)
+    assert again.tasks_skipped == again.tasks_total
 
 
 # --------------------------------------------------------------------------- kill -9
