@@ -30,7 +30,7 @@ from sklearn.model_selection import GroupKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-TARGETS = (
+CARRIES_AGE_OR_SEX = (
     "age",
     "heart_rate_bpm",
     "pr_ms",
@@ -39,23 +39,16 @@ TARGETS = (
     "qrs_amplitude",
     "t_amplitude",
     "qrs_frontal_deg",
+)
+PATIENT_ONLY = (
     "heart_rot_x_deg",
     "heart_rot_y_deg",
     "heart_rot_z_deg",
     "qrs_elevation_deg",
     "septal_log_amplitude",
     "terminal_log_amplitude",
-)
-CARRIES_AGE_OR_SEX = {
-    "age",
-    "heart_rate_bpm",
-    "pr_ms",
-    "qrs_ms",
-    "qtc_ms",
-    "qrs_amplitude",
-    "t_amplitude",
-    "qrs_frontal_deg",
-}
+)  # shape latents without an age or sex effect (physiology.SHAPE_LATENTS)
+TARGETS = CARRIES_AGE_OR_SEX + PATIENT_ONLY
 
 
 def probe_scores(
