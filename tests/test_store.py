@@ -125,3 +125,38 @@ def test_fingerprint_changes_with_data(tmp_path):
     b = create_store_from_arrays(tmp_path / "b", signals[:5], manifest.iloc[:5])
     assert a.fingerprint() == CohortStore.open(tmp_path / "a").fingerprint()
     assert a.fingerprint() != b.fingerprint()
+
+
+def test_identical_signals_keep_the_first_copy_in_any_cohort(tmp_path):
+    signals = np.random.default_rng(0).normal(0, 0.5, size=(4, 8, 4000)).astype(np.float32)
+    signals[2] = signals[0]  # the same recording under another id, patient and cohort
+    manifest = pd.DataFrame(
+        {
+            "record_id": ["a", "b", "c", "d"],
+            "patient_id": ["p1", "p2", "p3", "p4"],
+            "cohort": ["x", "x", "y", "y"],
+            "valid_length": 4000,
+            "signal_hash": ["h0", "h1", "h0", None],  # None: a store written without hashes
+        }
+    )
+    store = create_store_from_arrays(tmp_path / "s", signals, manifest)
+    assert store.manifest["record_id"].tolist() == ["a", "b", "d"]
+    quarantine = pd.read_parquet(tmp_path / "s" / "quarantine.parquet")
+    assert quarantine["reason"].tolist() == ["duplicate_signal"]
+    assert quarantine["record_id"].tolist() == ["c"]
+    assert "record a of cohort x (patient p1)" in quarantine["detail"].iloc[0]
+
+
+def test_quarantine_part_counts_only_with_its_manifest_part(tmp_path):
+    row = {"cohort": "x", "source_file": "f", "record_id": "r", "patient_id": "p"}
+    rejection = {**row, "reason": "unreadable", "detail": "d"}
+    committed = ShardWriter(tmp_path, "committed")
+    committed.commit([rejection])
+    aborted = ShardWriter(tmp_path, "aborted")
+    aborted.commit([rejection])
+    (tmp_path / "parts" / "aborted.parquet").unlink()  # killed between the two renames
+    rebuild_manifest(tmp_path)
+    assert len(pd.read_parquet(tmp_path / "quarantine.parquet")) == 1
+    failed = ShardWriter(tmp_path, "failed")
+    failed.abort()
+    assert not list((tmp_path / "parts").glob("failed*"))
