@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         config = with_composition(config)
     run_dir = run_study(config, out, force=set(args.force), progress=not args.no_progress)
     from cape.report import simulation_summary, summarise_claims
+    from cape.report.controls import summarise_controls
 
     for line in simulation_summary(run_dir):
         print(f"\n{line}" if line.startswith("These cohorts") else line)
@@ -61,6 +62,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"- {claim['claim']}")
         print(f"    measured: {claim.get('measured', '')}")
         print(f"    verdict:  {claim['verdict'].upper()} — {claim.get('reason', '')}")
+    print("\nPositive controls (could this run have seen the effects?):")
+    for line in summarise_controls(run_dir):
+        print(f"- {line}")
     report = run_dir / "report" / "report.html"
     print(f"\nrun directory: {run_dir}")
     if report.is_file():

@@ -8,7 +8,9 @@ import pandas as pd
 import yaml
 
 from cape.report import figures, tables
+from cape.report.claims import compared_models
 from cape.report.context import ReportContext
+from cape.report.controls import UNTRAINED, control_lines, controls_from_data
 from cape.report.document import BulletList, CodeBlock, Paragraph, Section, TableBlock
 from cape.report.simulation import read_simulation, summary_lines
 
@@ -37,6 +39,16 @@ def claims_section(context: ReportContext) -> Section:
         items.append(text)
         verdicts.append(claim["verdict"])
     section.add(BulletList(items, verdicts))
+    pair = compared_models(context.data)
+    pretrained = [m for m in context.data.model_order() if m != UNTRAINED]
+    controls = controls_from_data(context.data, pair[0] if pair else None, pretrained)
+    if len(controls):
+        section.add(
+            Paragraph(
+                "Positive controls (could this run have seen the effects? rules in docs/report.md):"
+            )
+        )
+        section.add(BulletList(control_lines(controls), list(controls["verdict"])))
     detail = tables.claims_table(context.claims)
     if not detail.empty:
         section.add(
