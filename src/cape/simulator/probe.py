@@ -28,7 +28,7 @@ from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.metrics import r2_score, roc_auc_score
 from sklearn.model_selection import GroupKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 CARRIES_AGE_OR_SEX = (
     "age",
@@ -57,12 +57,16 @@ def probe_scores(
     """Cross-validated R^2 per target (sex: AUROC), folds grouped by patient."""
     splitter = GroupKFold(n_splits=folds)
     scores: dict[str, float] = {}
-    regressor = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 13)))
+    # Standardised features are clipped at +-5 SD (limits fitted in each fold): a unit
+    # nearly constant in the training folds and far off in the test fold (the OOD
+    # mechanism of docs/evaluation.md) would otherwise swamp a linear probe's R^2.
+    clip = FunctionTransformer(np.clip, kw_args={"a_min": -5.0, "a_max": 5.0})
+    regressor = make_pipeline(StandardScaler(), clip, RidgeCV(alphas=np.logspace(-2, 4, 13)))
     for target in TARGETS:
         y = truth[target].to_numpy(dtype=float)
         predicted = cross_val_predict(regressor, features, y, groups=groups, cv=splitter)
         scores[target] = float(r2_score(y, predicted))
-    classifier = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
+    classifier = make_pipeline(StandardScaler(), clip, LogisticRegression(C=0.1, max_iter=2000))
     female = truth["female"].to_numpy(dtype=int)
     probability = cross_val_predict(
         classifier, features, female, groups=groups, cv=splitter, method="predict_proba"
