@@ -390,7 +390,7 @@ class Bench:
         row: Row = {"preset": preset, "batch": batch_size, "workers": workers}
         row["precision"] = "bf16" if self.device.type == "cuda" else "fp32"
         self.embed.append(row)
-        if not self.budget.fits(f"embed {preset}", 3 * self.seconds + 5):
+        if not self.budget.fits(f"embed {preset}", 4 * self.seconds + 10):
             row["status"] = "skipped: budget"
             return
         encoder = build_model(config).encoder.to(self.device).eval()
@@ -403,13 +403,19 @@ class Bench:
                 encoder(batch)
 
         model = timed(infer, batch_size, self.seconds, self.device)
-        # Enough ECGs (repeated store indices) to fill the time, so worker start-up is amortised.
-        n = max(3 * batch_size, int(model["ecgs_per_s"] * self.seconds))
-        indices = np.resize(np.arange(len(self.store)), n)
         settings = EmbedSettings(batch_size=batch_size, num_workers=workers)
-        start = time.perf_counter()
-        embed_indices(encoder, self.store, indices, settings, self.device, progress=False)
-        path_rate = n / (time.perf_counter() - start)
+
+        def embed_rate(n: int) -> float:
+            """ECG/s of one embed_indices call on n ECGs (store indices repeated)."""
+            indices = np.resize(np.arange(len(self.store)), n)
+            start = time.perf_counter()
+            embed_indices(encoder, self.store, indices, settings, self.device, progress=False)
+            return n / (time.perf_counter() - start)
+
+        # A first call of a batch per worker sizes the timed one to fill --seconds, so that
+        # the workers' start-up, counted in both, weighs little in the second.
+        probe_rate = embed_rate((workers + 2) * batch_size)
+        path_rate = embed_rate(max(3 * batch_size, int(probe_rate * self.seconds)))
         row.update(status="measured", model_ecgs_per_s=model["ecgs_per_s"])
         row.update(path_ecgs_per_s=path_rate, ratio=path_rate / model["ecgs_per_s"])
         row["tflops"] = model["ecgs_per_s"] * flops["embed_per_ecg"] / 1e12
