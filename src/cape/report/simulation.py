@@ -64,10 +64,10 @@ def read_simulation(data: RunData) -> Simulation | None:
             from cape.simulator.cohorts import load_spec
 
             return Simulation(load_spec(path), str(path.relative_to(data.run_dir)), preset)
-        from cape.study.config import SimulateSection
-        from cape.study.stages import simulation_spec
+        from cape.simulator.presets import KNOBS, resolve_spec
 
-        spec = simulation_spec(SimulateSection.model_validate(section))
+        knobs = {knob: section.get(knob) for knob in KNOBS}
+        spec = resolve_spec(preset, int(section.get("seed", 0)), **knobs)
         return Simulation(spec, "the study file's simulate: section", preset)
     except Exception as error:  # a report must not fail for this: say what is missing
         data.messages.append(f"simulated cohorts, but their spec could not be read: {error}")

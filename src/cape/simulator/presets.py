@@ -24,6 +24,7 @@ from cape.simulator.cohorts import (
     DeviceSpec,
     SimulationSpec,
     VisitsSpec,
+    load_spec,
 )
 
 # Age effects at literature size are barely learnable from a small encoder's
@@ -310,3 +311,24 @@ def preset(name: str) -> SimulationSpec:
     if name not in PRESETS:
         raise CapeError(f"unknown simulator preset {name!r}; choose one of {sorted(PRESETS)}")
     return PRESETS[name]()
+
+
+# The spec's global knobs that a study or the command line may override.
+KNOBS = ("scale", "age_effect_scale", "sex_effect_scale", "artefact_strength", "visit_variability")
+
+
+def resolve_spec(source: str, seed: int = 0, **knobs: float | None) -> SimulationSpec:
+    """A preset name or spec file, with its seed and any knob (keys of :data:`KNOBS`) set.
+
+    ``None`` leaves a knob at the spec's value.
+
+    Raises:
+        CapeError: unknown preset or knob.
+    """
+    unknown = sorted(set(knobs) - set(KNOBS))
+    if unknown:
+        raise CapeError(f"unknown simulator knobs {unknown}; known: {list(KNOBS)}")
+    spec = preset(source) if source in PRESETS else load_spec(source)
+    updates: dict[str, object] = {"seed": seed}
+    updates.update({name: value for name, value in knobs.items() if value is not None})
+    return spec.model_copy(update=updates)

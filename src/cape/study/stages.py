@@ -88,17 +88,11 @@ def simulate_stage(runner: StudyRunner) -> tuple[list[CohortInput], StageResult 
 
 def simulation_spec(section: Any) -> Any:
     """The simulator spec of a study's ``simulate:`` section (preset or file, plus knobs)."""
-    from cape.simulator.cohorts import load_spec
-    from cape.simulator.presets import PRESETS, preset
+    from cape.simulator.presets import KNOBS, resolve_spec
 
-    spec = preset(section.preset) if section.preset in PRESETS else load_spec(section.preset)
-    updates = {"seed": section.seed}
-    knobs = ("scale", "age_effect_scale", "sex_effect_scale", "artefact_strength")
-    for knob in (*knobs, "visit_variability"):
-        value = getattr(section, knob)
-        if value is not None:
-            updates[knob] = value
-    return spec.model_copy(update=updates)
+    return resolve_spec(
+        section.preset, section.seed, **{knob: getattr(section, knob) for knob in KNOBS}
+    )
 
 
 # ------------------------------------------------------------------------------ ingest
