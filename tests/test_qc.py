@@ -28,14 +28,19 @@ def clean_ecg(
     seed: int = 0,
     noise_mv: float = 0.01,
     lsb_mv: float | None = None,
+    heart_rate_bpm: float = 72.0,
+    t_mv: float = 0.3,
 ) -> np.ndarray:
-    """Eight leads of a crude ECG: Gaussian P, QRS and T waves, baseline wander and noise."""
+    """Eight leads of a crude ECG: Gaussian P, QRS and T waves, baseline wander and noise.
+
+    The T wave peaks 300 ms after the R peak, whatever the rate.
+    """
     rng = np.random.default_rng(seed)
     t = np.arange(round(seconds * rate_hz)) / rate_hz
-    beats = np.arange(0.3, seconds, 60.0 / 72.0)
+    beats = np.arange(0.3, seconds, 60.0 / heart_rate_bpm)
     out = np.empty((8, t.size))
     for lead in range(8):
-        p, r, s, tw = rng.uniform(0.05, 0.2), rng.uniform(0.3, 2.0), rng.uniform(-0.8, 0), 0.3
+        p, r, s, tw = rng.uniform(0.05, 0.2), rng.uniform(0.3, 2.0), rng.uniform(-0.8, 0), t_mv
         x = 0.2 * np.sin(2 * np.pi * 0.2 * t + lead) + rng.uniform(-0.5, 0.5)
         for beat in beats:
             x += p * np.exp(-(((t - beat + 0.16) / 0.025) ** 2))
@@ -281,6 +286,74 @@ def test_no_beats_is_an_implausible_rate_not_an_error():
     flat_ish = np.random.default_rng(0).normal(0, 0.05, size=(1, 8, 4000))
     features = measure_beats(flat_ish, [4000], 400.0)
     assert check_plausibility(features, 0) is not None
+
+
+# A Gaussian T wave exp(-(dt / 50 ms)^2) falls to 30 % of its peak 55 ms after it
+# (50 ms * sqrt(ln(1 / 0.3))); the QRS onset is ~20 ms before the R peak, the T
+# peak 300 ms after it: QT ~ 20 + 300 + 55 = 375 ms.
+KNOWN_QT_MS = 375.0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_qt_of_a_known_synthetic_ecg(seed):
+    slots, valid = _slot(clean_ecg(seed=seed))
+    features = measure_beats(slots, valid, 400.0)
+    assert features.qt_ms[0] == pytest.approx(KNOWN_QT_MS, abs=15.0)
+
+
+def test_qt_scales_with_a_time_stretch():
+    signal = clean_ecg(heart_rate_bpm=100.0)
+    one = measure_beats(*_slot(signal), 400.0)
+    stretched = measure_beats(*_slot(signal, rate_hz=257.0), 400.0)  # 500 Hz labelled 257 Hz
+    assert stretched.heart_rate_bpm[0] == pytest.approx(100.0 * 257 / 500, abs=1.5)
+    assert stretched.qt_ms[0] == pytest.approx(one.qt_ms[0] * 500 / 257, rel=0.05)
+
+
+def test_a_time_stretch_at_100_bpm_is_caught_by_its_qt():
+    # 100 bpm shown as 51 bpm: no rate or QRS rule fires, the QT (~730 ms) does.
+    signal = clean_ecg(heart_rate_bpm=100.0)
+    stretched = measure_beats(*_slot(signal, rate_hz=257.0), 400.0)
+    reason, detail = check_plausibility(stretched, 0)
+    assert reason is Reason.IMPLAUSIBLE_RATE and "QTc Fridericia" in detail
+    assert check_plausibility(stretched, 0, QCConfig(stretch_qt_heart_rate_bpm=0.0)) is None
+    assert check_plausibility(stretched, 0, QCConfig.from_overrides({"max_qtc_ms": "800"})) is None
+    # The clean recording, read at its true rate, passes.
+    assert check_plausibility(measure_beats(*_slot(signal), 400.0), 0) is None
+
+
+def _bbb_bradycardia(seconds: float = 10.0, rate_hz: float = RATE_HZ) -> np.ndarray:
+    """Eight leads of a bundle branch block at 48 bpm: a broad R and a late R' (QRS
+    ~150 ms), a discordant T wave, QT ~480 ms (QTc Fridericia ~450 ms)."""
+    rng = np.random.default_rng(7)
+    t = np.arange(round(seconds * rate_hz)) / rate_hz
+    out = np.zeros((8, t.size))
+    for lead in range(8):
+        r, r2 = rng.uniform(0.4, 1.2), rng.uniform(0.3, 1.0)
+        for beat in np.arange(0.4, seconds, 60.0 / 48.0):
+            out[lead] += 0.1 * np.exp(-(((t - beat + 0.2) / 0.03) ** 2))
+            out[lead] += r * np.exp(-(((t - beat) / 0.025) ** 2))
+            out[lead] += r2 * np.exp(-(((t - beat - 0.05) / 0.03) ** 2))
+            out[lead] -= 0.35 * np.exp(-(((t - beat - 0.36) / 0.06) ** 2))
+        out[lead] += 0.01 * rng.standard_normal(t.size)
+    return out
+
+
+def test_bundle_branch_block_with_sinus_bradycardia_is_not_rejected():
+    # Slow and wide like a stretched recording, but its QT is a real one.
+    features = measure_beats(*_slot(_bbb_bradycardia()), 400.0)
+    assert features.heart_rate_bpm[0] == pytest.approx(48.0, abs=1.0)
+    assert features.qrs_ms[0] >= 80.0  # wide on the detector's scale
+    assert features.qt_ms[0] < 520.0
+    assert check_plausibility(features, 0) is None
+    # Labelled 257 Hz (a 2x stretch), the same heart shows 25 bpm: the rate rule.
+    stretched = measure_beats(*_slot(_bbb_bradycardia(), rate_hz=257.0), 400.0)
+    assert check_plausibility(stretched, 0)[0] is Reason.IMPLAUSIBLE_RATE
+
+
+def test_no_t_wave_gives_no_qt_and_no_rejection():
+    features = measure_beats(*_slot(clean_ecg(heart_rate_bpm=60.0, t_mv=0.0)), 400.0)
+    assert np.isnan(features.qt_ms[0])
+    assert check_plausibility(features, 0) is None
 
 
 @pytest.mark.parametrize(

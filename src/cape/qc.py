@@ -86,6 +86,22 @@ class QCConfig:
             x 1.95). Sinus bradycardia below 40 bpm keeps its narrow QRS and
             passes; slow wide-complex escape rhythms (complete heart block,
             ~0.04 % of adults) do not: set ``stretch_heart_rate_bpm=0`` to keep them.
+        stretch_qt_heart_rate_bpm, max_qtc_ms: a rhythm slower than the first
+            *and* a QT whose Fridericia correction (QT / RR^(1/3), Fridericia
+            1920) exceeds the second look stretched in time. A stretch by k
+            multiplies the QT by k and its QTc by k^(2/3): 500 Hz labelled
+            257 Hz turns a 100 bpm heart into 51 bpm with QTc x 1.56 (a normal
+            410 ms becomes ~640), while rate and QRS width look like sinus
+            bradycardia with a bundle branch block. A stretch only lowers the
+            rate, hence the rate gate. 500 ms on this detector's scale (it reads
+            QT 24-96 ms, median 33, short of the simulator's) is ~530 ms
+            clinical. QTc > 500 ms marks a high risk of torsade (Drew et al.,
+            Circulation 2010) and is rare (QTcF >= 500 ms in 0.4 % of acute
+            medical admission ECGs, Heart 2016;102 Suppl 6:A109): drug-induced
+            or congenital long QT. Those records, slower than the gate, are
+            quarantined: raise ``max_qtc_ms`` (or set
+            ``stretch_qt_heart_rate_bpm=0``) to keep them. Measured cost and
+            catch: docs/data-contract.md.
         min_qrs_ms, max_qrs_ms: plausible QRS width as this detector measures it
             (median over beats of the span where the spatial velocity exceeds
             20 % of its peak; it reads ~20-30 ms shorter than a clinical QRS
@@ -117,6 +133,8 @@ class QCConfig:
     max_heart_rate_bpm: float = 250.0
     stretch_heart_rate_bpm: float = 40.0
     stretch_qrs_ms: float = 80.0
+    stretch_qt_heart_rate_bpm: float = 80.0
+    max_qtc_ms: float = 500.0
     min_qrs_ms: float = 20.0
     max_qrs_ms: float = 180.0
     max_qrs_amplitude_mv: float = 6.0
