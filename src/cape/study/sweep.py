@@ -201,15 +201,22 @@ def _plot_grid(
     for ax, (quantity, model) in zip(axes.ravel(), panels, strict=False):
         part = summary[(summary["quantity"] == quantity) & (summary["model"] == model)]
         grid = part.pivot_table(index=y_key, columns=x_key, values="value", aggfunc="median")
+        # One colour scale per quantity, shared by its models, so panels compare.
+        same = summary[summary["quantity"] == quantity]
+        medians = same.groupby([*keys, "model"])["value"].median().to_numpy(dtype=float)
         diverging = quantity.startswith(("ood_gap", "retrieval_gap"))
-        limit = float(np.nanmax(np.abs(grid.to_numpy()))) if diverging and grid.size else None
+        if diverging:
+            limit = float(np.nanmax(np.abs(medians))) or 1.0
+            low, high = -limit, limit
+        else:
+            low, high = float(np.nanmin(medians)), float(np.nanmax(medians))
         image = ax.imshow(
             grid.to_numpy(dtype=float),
             origin="lower",
             aspect="auto",
             cmap="RdBu" if diverging else "viridis",
-            vmin=-limit if limit else None,
-            vmax=limit if limit else None,
+            vmin=low,
+            vmax=high if high > low else low + 1e-9,
         )
         for (i, j), value in np.ndenumerate(grid.to_numpy(dtype=float)):
             if np.isfinite(value):
