@@ -127,6 +127,85 @@ def test_fingerprint_changes_with_data(tmp_path):
     assert a.fingerprint() != b.fingerprint()
 
 
+def _rewrite_shard_bytes(store_path, shard, offset, new_bytes):
+    with open(store_path / "shards" / f"{shard}.i16", "r+b") as handle:
+        handle.seek(offset)
+        handle.write(new_bytes)
+
+
+@pytest.mark.parametrize("which", ["first", "middle", "last"])
+def test_fingerprint_changes_when_signals_change_under_the_same_manifest(tmp_path, which):
+    """One ECG's samples rewritten in place (the manifest, sizes and ids unchanged).
+
+    Bug caught: ``CohortStore.fingerprint`` hashing the manifest only -- features
+    embedded from a store re-ingested with other preprocessing (or with a shard
+    swapped in) would carry the old store's fingerprint, and the report and the
+    feature-set check would call them the same data. With 6 ECGs every ECG is
+    one of the sampled ones, so a change to any single one must show.
+    """
+    signals, manifest = _arrays(6)
+    store = create_store_from_arrays(tmp_path / "s", signals, manifest, shard_size=4)
+    before = store.fingerprint()
+    index = {"first": 0, "middle": 3, "last": 5}[which]
+    row = store.manifest.iloc[index]
+    offset = int(row["row"]) * RECORD_BYTES + 2 * 100  # lead I, sample 100
+    old = store.read_raw(index)[0, 100]
+    _rewrite_shard_bytes(store.path, row["shard"], offset, np.int16(old + 1).tobytes())
+    reopened = CohortStore.open(store.path)
+    assert reopened.read_raw(index)[0, 100] == old + 1
+    pd.testing.assert_frame_equal(reopened.manifest, store.manifest)
+    assert reopened.fingerprint() != before
+
+
+def test_fingerprint_sees_every_shard_of_a_large_store_and_ignores_its_path(tmp_path):
+    """Beyond the sampled ECGs, each shard still contributes its size and middle block.
+
+    Bug caught: a fingerprint that samples only a fixed number of ECGs would miss a
+    shard (here one of 40, none of whose ECGs is sampled) rewritten in place; and a
+    fingerprint hashing the path or the mtime would change when a store is copied.
+    """
+    import shutil
+
+    from cape.store.fingerprint import SAMPLED_RECORDS
+
+    n = 2 * SAMPLED_RECORDS + 16  # more ECGs than are sampled whole
+    rng = np.random.default_rng(1)
+    signals = rng.normal(scale=0.5, size=(n, 8, 4000)).astype(np.float32)
+    manifest = pd.DataFrame(
+        {
+            "record_id": [f"r{k}" for k in range(n)],
+            "patient_id": [f"p{k}" for k in range(n)],
+            "cohort": "a",
+            "valid_length": 4000,
+        }
+    )
+    store = create_store_from_arrays(tmp_path / "s", signals, manifest, shard_size=1)
+    before = store.fingerprint()
+    shutil.copytree(store.path, tmp_path / "copy")
+    assert CohortStore.open(tmp_path / "copy").fingerprint() == before
+    sampled = set(
+        np.unique(np.linspace(0, n - 1, num=SAMPLED_RECORDS).round().astype(np.int64)).tolist()
+    )
+    index = next(k for k in range(n) if k not in sampled)
+    row = store.manifest.iloc[index]
+    # A one-ECG shard: its middle block is that ECG's first 4 KB.
+    _rewrite_shard_bytes(store.path, row["shard"], int(row["row"]) * RECORD_BYTES, b"\x01\x00")
+    assert CohortStore.open(store.path).fingerprint() != before
+
+
+def test_fingerprint_changes_with_signal_hash_column(tmp_path):
+    """A re-ingest records new per-ECG hashes; the fingerprint must follow them even
+    for ECGs outside the sampled ones (bug caught: the column left out)."""
+    signals, manifest = _arrays(6)
+    store = create_store_from_arrays(tmp_path / "s", signals, manifest)
+    changed = store.manifest.copy()
+    changed["signal_hash"] = [f"h{k}" for k in range(len(changed))]
+    other = changed.copy()
+    other.loc[2, "signal_hash"] = "different"
+    first = CohortStore(store.path, store.header, changed).fingerprint()
+    assert first != CohortStore(store.path, store.header, other).fingerprint()
+
+
 def test_identical_signals_keep_the_first_copy_in_any_cohort(tmp_path):
     signals = np.random.default_rng(0).normal(0, 0.5, size=(4, 8, 4000)).astype(np.float32)
     signals[2] = signals[0]  # the same recording under another id, patient and cohort
