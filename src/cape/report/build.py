@@ -25,6 +25,7 @@ from cape.report.sections import (
     pretraining_section,
     provenance_section,
 )
+from cape.report.settings import ReportSettings
 from cape.report.simulation import simulation_section
 
 logger = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ def make_context(
     seed: int = 0,
     svg: bool = False,
     progress: bool = False,
+    settings: ReportSettings | None = None,
 ) -> ReportContext:
     """The shared inputs of the section builders (colours fixed once for the whole report)."""
     models = data.model_order()
@@ -88,6 +90,7 @@ def make_context(
         seed=seed,
         svg=svg,
         progress=progress,
+        settings=settings or ReportSettings.from_study(data.study),
     )
 
 
@@ -99,6 +102,8 @@ def write_report(
     seed: int = 0,
     svg: bool = False,
     progress: bool = False,
+    min_cell_n: int | None = None,
+    signal_margin: float | None = None,
 ) -> Path:
     """Write the study report of ``run_dir`` into ``out_dir``.
 
@@ -115,20 +120,28 @@ def write_report(
         seed: seeds the t-SNE subsample and layout.
         svg: also write every figure as SVG.
         progress: progress bar over the t-SNE panels.
+        min_cell_n: subgroup rows and age bins with fewer test ECGs per head
+            are suppressed (None: the study's ``report.min_cell_n``, else 20).
+        signal_margin: flag the raw-signal reference when it identifies the
+            cohort better than every encoder by more than this accuracy (None:
+            the study's ``report.signal_margin``, else 0.2).
 
     Returns:
         The path of ``report.html``.
 
     Raises:
-        CapeError: ``run_dir`` does not exist.
+        CapeError: ``run_dir`` does not exist, or a report setting is out of range.
         ValueError: ``tsne_per_cohort < 1``.
     """
     if tsne_per_cohort < 1:
         raise ValueError(f"tsne_per_cohort must be >= 1, got {tsne_per_cohort}")
     data = collect(run_dir)  # first: a mistyped run directory must not be created below
+    settings = ReportSettings.from_study(
+        data.study, min_cell_n=min_cell_n, signal_margin=signal_margin
+    )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    context = make_context(data, out_dir, tsne_per_cohort, seed, svg, progress)
+    context = make_context(data, out_dir, tsne_per_cohort, seed, svg, progress, settings)
     document = build_document(context)
     write_markdown(document, out_dir / MARKDOWN_FILE)
     path = write_html(document, out_dir / HTML_FILE)

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from cape.report.collect import RunData
 from cape.report.document import FigureBlock
 from cape.report.figures import save
+from cape.report.settings import ReportSettings
 
 
 @dataclass
@@ -29,6 +30,7 @@ class ReportContext:
         seed: seeds the t-SNE subsample and layout.
         svg: also write every figure as SVG.
         progress: show a progress bar over the t-SNE panels.
+        settings: small-cell and sanity-check thresholds.
     """
 
     data: RunData
@@ -41,6 +43,7 @@ class ReportContext:
     seed: int = 0
     svg: bool = False
     progress: bool = False
+    settings: ReportSettings = field(default_factory=ReportSettings)
     figure_names: list[str] = field(default_factory=list)
 
     @property

@@ -35,7 +35,7 @@ from cape.report.collect import RunData
 PASSES, FAILS, INCONCLUSIVE, NOT_MEASURED = "passes", "fails", "inconclusive", "not measured"
 YES, NO, PARTLY = "yes", "no", "partly"
 UNTRAINED = "untrained"
-_HIGHER_IS_BETTER = {"auroc", "macro_auroc", "r2", "accuracy"}
+HIGHER_IS_BETTER = {"auroc", "macro_auroc", "r2", "accuracy"}
 
 
 def _learning_rows(data: RunData, models: list[str], alpha: float) -> list[dict[str, Any]]:
@@ -49,7 +49,7 @@ def _learning_rows(data: RunData, models: list[str], alpha: float) -> list[dict[
         baseline = cell[cell["model"] == UNTRAINED]["value"].to_numpy(dtype=float)
         if baseline.size == 0:
             continue
-        higher = metric in _HIGHER_IS_BETTER
+        higher = metric in HIGHER_IS_BETTER
         for model in models:
             mine = cell[cell["model"] == model]
             if mine.empty:
@@ -77,6 +77,9 @@ def _learning_rows(data: RunData, models: list[str], alpha: float) -> list[dict[
                     "task": task,
                     "metric": metric,
                     "verdict": verdict,
+                    "n_model": int(values.size),
+                    "n_untrained": int(baseline.size),
+                    "alpha": alpha,
                     "measured": (
                         f"{model} {values.mean():.3f} (seeds {np.round(seed_means, 3).tolist()}) "
                         f"vs untrained {reference:.3f}, one-sided Mann-Whitney p = "

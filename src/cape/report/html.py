@@ -45,7 +45,9 @@ pre { background: #f6f8fa; padding: 0.7rem; overflow-x: auto; font-size: 0.8rem;
 li.agrees { border-left: 5px solid #2e7d32; } li.disagrees { border-left: 5px solid #c62828; }
 li.inconclusive { border-left: 5px solid #f9a825; } li.not-measured { border-left: 5px solid #9e9e9e; }
 li.passes, li.yes { border-left: 5px solid #2e7d32; } li.fails, li.no { border-left: 5px solid #c62828; }
-li.partly { border-left: 5px solid #f9a825; }
+li.partly, li.unclear { border-left: 5px solid #f9a825; }
+li.flag { border-left: 5px solid #c62828; background: #fdecea; }
+li.clear { border-left: 5px solid #2e7d32; }
 ul.claims { list-style: none; padding-left: 0; }
 ul.claims li { padding: 0.4rem 0.7rem; margin-bottom: 0.5rem; background: #fafafa; }
 """

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import yaml
 
-from cape.report import figures, tables
+from cape.report import figures, sanity, tables
 from cape.report.claims import compared_models
 from cape.report.context import ReportContext
 from cape.report.controls import UNTRAINED, control_lines, controls_from_data
@@ -25,6 +25,13 @@ VERDICT_WORDS = {
 def claims_section(context: ReportContext) -> Section:
     """What this run says about the paper's claims (verdicts computed from the results)."""
     section = Section("What this run says", "summary")
+    pair = compared_models(context.data)
+    pretrained = [m for m in context.data.model_order() if m != UNTRAINED]
+    controls = controls_from_data(context.data, pair[0] if pair else None, pretrained)
+    power = sanity.power_table(context.data, pair, controls)
+    headline = sanity.cannot_reach_verdict(power)
+    if headline:
+        section.note(headline + ".")
     simulation = read_simulation(context.data)
     if simulation is not None:
         section.add(Paragraph(" ".join(summary_lines(simulation)) + " See the next section."))
@@ -39,9 +46,6 @@ def claims_section(context: ReportContext) -> Section:
         items.append(text)
         verdicts.append(claim["verdict"])
     section.add(BulletList(items, verdicts))
-    pair = compared_models(context.data)
-    pretrained = [m for m in context.data.model_order() if m != UNTRAINED]
-    controls = controls_from_data(context.data, pair[0] if pair else None, pretrained)
     if len(controls):
         section.add(
             Paragraph(
@@ -49,6 +53,24 @@ def claims_section(context: ReportContext) -> Section:
             )
         )
         section.add(BulletList(control_lines(controls), list(controls["verdict"])))
+    checks = sanity.sanity_from_data(context.data, pair, controls, context.settings)
+    section.add(
+        Paragraph(
+            "Sanity checks (can these results be trusted? they flag, they do not change the "
+            "verdicts above; rules in docs/report.md):"
+        )
+    )
+    section.add(BulletList(sanity.sanity_lines(checks), [c.status for c in checks]))
+    if not power.empty:
+        section.add(
+            TableBlock(
+                sanity.power_display(power),
+                "Smallest p each test can give with this run's numbers of heads (exact "
+                "Wilcoxon: 2 / 2^n with n matched heads; exact one-sided Mann-Whitney: "
+                "1 / C(n1 + n2, n1))",
+                show_index=False,
+            )
+        )
     detail = tables.claims_table(context.claims)
     if not detail.empty:
         section.add(

@@ -1,0 +1,65 @@
+"""The report's own thresholds: small-cell suppression and the sanity checks.
+
+Set them, in increasing priority, in the study file's ``report:`` section
+(``min_cell_n``, ``signal_margin``; read back from the run's ``study.yaml``,
+so ``cape report`` honours them too), as :func:`cape.report.write_report`
+arguments, or on the ``cape report`` command line.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from cape.errors import CapeError
+
+DEFAULT_MIN_CELL_N = 20
+DEFAULT_SIGNAL_MARGIN = 0.20
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """Thresholds the report applies to saved results (it never changes the results).
+
+    Attributes:
+        min_cell_n: subgroup rows (and age bins) with fewer test ECGs per head
+            are suppressed with a note; small cells say little and can point at
+            few patients.
+        signal_margin: the raw-signal reference (``signal-spectrum``) is flagged
+            when its cohort-identification accuracy exceeds every encoder's by
+            more than this (accuracy, 0-1).
+    """
+
+    min_cell_n: int = DEFAULT_MIN_CELL_N
+    signal_margin: float = DEFAULT_SIGNAL_MARGIN
+
+    def __post_init__(self) -> None:
+        if isinstance(self.min_cell_n, bool) or not isinstance(self.min_cell_n, int):
+            raise CapeError(f"report.min_cell_n must be an integer, got {self.min_cell_n!r}")
+        if self.min_cell_n < 1:
+            raise CapeError(f"report.min_cell_n must be >= 1, got {self.min_cell_n}")
+        margin = self.signal_margin
+        if isinstance(margin, bool) or not isinstance(margin, int | float):
+            raise CapeError(f"report.signal_margin must be a number, got {margin!r}")
+        if not (math.isfinite(margin) and 0.0 <= margin <= 1.0):
+            raise CapeError(f"report.signal_margin must lie in [0, 1] (accuracy), got {margin}")
+
+    @classmethod
+    def from_study(cls, study: Mapping[str, Any] | None, **overrides: Any) -> ReportSettings:
+        """Settings from a study's ``report:`` section, then ``overrides`` (None ones ignored).
+
+        Raises:
+            CapeError: a value of the wrong type or out of range (named by its key).
+        """
+        section = (study or {}).get("report")
+        values: dict[str, Any] = {}
+        names = {f.name for f in fields(cls)}
+        if isinstance(section, Mapping):
+            values.update({k: v for k, v in section.items() if k in names and v is not None})
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise CapeError(f"unknown report settings {unknown}; known: {sorted(names)}")
+        return cls(**values)
