@@ -42,8 +42,9 @@ LABEL_SETS: tuple[LabelSetName, ...] = (
     "form",
     "rhythm",
 )
-# Classes of each set in the real scp_statements.csv (71 statements): Strodthoff et
-# al. 2021, Table I, and the benchmark's aggregation run on PTB-XL's statements file.
+# Classes of each set in the real scp_statements.csv (71 statements): what the
+# benchmark's own aggregation derives from PTB-XL's statements file when every
+# statement occurs (checked by running it), and the counts the literature quotes.
 PUBLISHED_N_CLASSES: dict[str, int] = {
     "all": 71,
     "diagnostic": 44,
