@@ -3,7 +3,12 @@
 Each subcommand lives in its own module under :mod:`cape.commands` and exposes
 ``register(subparsers)``, which adds its parser and sets ``func`` to a function
 taking the parsed ``argparse.Namespace`` and returning an exit code. Modules
-are discovered, so adding a command never means editing this file.
+are discovered, so adding a command never means editing this file: a module
+that :data:`COMMAND_ORDER` does not name is listed after the known ones.
+
+Command modules import only the standard library (and argparse-level helpers)
+at the top; the work's imports (torch, pandas, scipy) happen inside ``func``,
+so ``cape --help`` and a typo answer at once.
 """
 
 from __future__ import annotations
@@ -19,6 +24,71 @@ import cape
 import cape.commands
 from cape.errors import CapeError
 
+# Modules of cape.commands in workflow order (data in, pretraining, evaluation,
+# whole studies, sharing); modules not named here follow in name order.
+COMMAND_ORDER = (
+    "simulate",
+    "ingest",
+    "split",
+    "describe",
+    "pretrain",
+    "model_info",
+    "embed",
+    "evaluate",
+    "identifiability",
+    "retrieval",
+    "report",
+    "study",
+    "demo",
+    "export",
+)
+
+
+def command_modules() -> list[str]:
+    """Names of the modules in :mod:`cape.commands`, known ones in workflow order first."""
+    found = {
+        info.name
+        for info in pkgutil.iter_modules(cape.commands.__path__)
+        if not info.name.startswith("_")
+    }
+    known = [name for name in COMMAND_ORDER if name in found]
+    return known + sorted(found - set(known))
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Shows an option's default only when it says something.
+
+    ``argparse.ArgumentDefaultsHelpFormatter`` appends ``(default: None)`` to
+    options without a default and ``(default: False)`` to flags; this one
+    leaves out None, False, empty lists and defaults the help text already
+    states.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "%(default)" in text
+            or "default" in text.lower()
+            or default is None
+            or default is False
+            or default == []
+            or default is argparse.SUPPRESS
+            or not (action.option_strings or action.nargs in ("?", "*"))
+        ):
+            return text
+        return f"{text} (default: %(default)s)" if text else "(default: %(default)s)"
+
+
+def _use_formatter(parser: argparse.ArgumentParser) -> None:
+    # Every command's parser, whatever formatter its module chose, gets one way of
+    # showing defaults.
+    parser.formatter_class = HelpFormatter
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                _use_formatter(subparser)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -26,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "CAPE — patient-contrastive ECG foundation models with in-distribution "
             "batching: ingest clinical ECG formats, pretrain, embed, evaluate in and "
-            "out of distribution."
+            "out of distribution. Commands are listed in workflow order; "
+            "`cape COMMAND --help` explains each."
         ),
     )
     parser.add_argument("--version", action="version", version=f"cape {cape.__version__}")
@@ -34,12 +105,17 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)"
     )
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for module_info in sorted(pkgutil.iter_modules(cape.commands.__path__), key=lambda m: m.name):
-        if module_info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"cape.commands.{module_info.name}")
+    for name in command_modules():
+        module = importlib.import_module(f"cape.commands.{name}")
         module.register(subparsers)
+    _use_formatter(parser)
     return parser
+
+
+def print_error(error: BaseException) -> None:
+    """``cape: error: ...`` once per line of the message (a check may report several)."""
+    for line in str(error).splitlines() or [""]:
+        print(f"cape: error: {line}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -57,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except CapeError as error:
-        print(f"cape: error: {error}", file=sys.stderr)
+        print_error(error)
         return 1
 
 

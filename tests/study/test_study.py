@@ -47,14 +47,16 @@ def test_overrides_and_errors(tmp_path: Path):
     assert config.pretrain.settings["epochs"] == 2 and config.pretrain.runs[0].seeds == [5]
     with pytest.raises(CapeError, match="KEY=VALUE"):
         load_study("demo", ["nonsense"])
-    with pytest.raises(CapeError, match="invalid study"):
+    with pytest.raises(
+        CapeError, match=r"evaluate\.ood\.runs: should be greater than or equal to 1"
+    ):
         load_study("demo", ["evaluate.ood.runs=0"])
     with pytest.raises(CapeError, match="neither a file nor a bundled study"):
         load_study(tmp_path / "missing.yaml")
     with pytest.raises(CapeError, match="unknown stage"):
         _runner(tmp_path, force=["bake"])
     for name in ("demo", "demo-quick", "normalisation", "public"):
-        load_study(name)
+        load_study(name)  # every bundled study is checked in tests/study/test_check.py
 
 
 def test_public_study_needs_its_sources(tmp_path: Path):

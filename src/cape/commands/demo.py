@@ -12,7 +12,7 @@ def register(subparsers: Any) -> None:
         "demo",
         help="run the whole pipeline on built-in synthetic cohorts and write a report",
         description=(
-            "Simulate five synthetic cohorts in real formats (PTB-XL, CODE-15%%, WFDB), ingest "
+            "Simulate five synthetic cohorts in real formats (PTB-XL, CODE-15%, WFDB), ingest "
             "them, pretrain random-batch and in-distribution-batch encoders (3 seeds each), "
             "embed, run the out-of-distribution protocol and cohort identifiability, and write "
             "report.html. About 15-20 minutes on 2 CPU cores; --quick takes a few minutes. "
@@ -36,8 +36,15 @@ def register(subparsers: Any) -> None:
         metavar="KEY=VALUE",
         help="override a study setting, e.g. pretrain.settings.epochs=20",
     )
-    parser.add_argument("--force", action="append", default=[], metavar="STAGE")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument(
+        "--force",
+        action="append",
+        default=[],
+        metavar="STAGE",
+        help="rerun this stage (simulate, ingest, pretrain, embed, evaluate, report) and "
+        "what depends on it, even if cached; repeatable",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
 
 

@@ -6,8 +6,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -31,6 +29,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from cape.describe import describe_cohorts, to_markdown
     from cape.store import CohortStore
 

@@ -6,6 +6,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from cape.commands._options import (
+    add_cohort_option,
+    add_split_option,
+    non_negative_int,
+    positive_int,
+)
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -28,15 +35,19 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="the encoder's randomly initialised twin (baseline)",
     )
-    parser.add_argument("--cohort", action="append", help="only this cohort (repeatable)")
-    parser.add_argument("--split", action="append", help="only this split (repeatable)")
+    add_cohort_option(parser, "only these cohorts (default: all)")
+    add_split_option(parser, "only these splits (default: all)")
     parser.add_argument(
-        "--windows", type=int, default=1, help="windows per ECG (features averaged)"
+        "--windows", type=positive_int, default=1, help="7 s windows per ECG (features averaged)"
     )
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader workers")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="ECGs per forward pass")
+    parser.add_argument(
+        "--workers", type=non_negative_int, default=0, help="DataLoader worker processes"
+    )
+    parser.add_argument(
+        "--device", default="auto", help="auto (cuda if available), cpu, cuda or cuda:N"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
 
 
@@ -56,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         args.store,
         args.out,
         untrained=args.untrained,
-        cohorts=args.cohort,
+        cohorts=args.cohorts,
         splits=args.split,
         settings=settings,
         device=device,

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-import yaml
-
+from cape.commands._options import add_cohort_option, positive_int
 from cape.errors import CapeError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,13 @@ def register(subparsers: Any) -> None:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--protocol", required=True, choices=["composition", "ood"])
+    parser.add_argument(
+        "--protocol",
+        required=True,
+        choices=["composition", "ood"],
+        help="composition: every model x every labelled cohort; ood: heads trained on "
+        "--train-cohort, tested on the other cohorts",
+    )
     parser.add_argument(
         "--features",
         action="append",
@@ -50,14 +57,15 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--out", required=True, type=Path, help="results directory")
     parser.add_argument("--train-cohort", help="ood: the cohort heads are trained on")
-    parser.add_argument(
-        "--cohorts",
-        nargs="+",
-        help="composition: labelled cohorts; ood: target cohorts (default: all / all others)",
+    add_cohort_option(
+        parser,
+        "composition: labelled cohorts; ood: target cohorts (default: all / all others)",
     )
     parser.add_argument("--tasks", nargs="+", default=["age", "sex"], help="age, sex, superclass")
     parser.add_argument(
-        "--runs", type=int, help="runs per cell (default: 6 composition, 10 ood, as the paper)"
+        "--runs",
+        type=int,
+        help="runs per cell (default: 6 composition, 10 ood, as the paper)",
     )
     parser.add_argument(
         "--sizes",
@@ -78,21 +86,30 @@ def register(subparsers: Any) -> None:
         "pretrained on (unseen), the whole cohort as the paper (all), or the test split (test)",
     )
     parser.add_argument("--compare", nargs=2, metavar=("MODEL_A", "MODEL_B"), help="paired tests")
-    parser.add_argument("--head", choices=["mlp", "linear"], default="mlp")
-    parser.add_argument("--max-epochs", type=int, help="MLP head: epoch limit")
-    parser.add_argument("--patience", type=int, help="MLP head: early-stopping patience")
-    parser.add_argument("--batch-size", type=int, help="MLP head: batch size")
+    parser.add_argument(
+        "--head",
+        choices=["mlp", "linear"],
+        default="mlp",
+        help="an MLP or a linear/logistic model on the features",
+    )
+    parser.add_argument("--max-epochs", type=positive_int, help="MLP head: epoch limit")
+    parser.add_argument("--patience", type=positive_int, help="MLP head: early-stopping patience")
+    parser.add_argument("--batch-size", type=positive_int, help="MLP head: batch size")
     parser.add_argument("--learning-rate", type=float, help="MLP head: Adam learning rate")
-    parser.add_argument("--hidden-sizes", type=int, nargs="+", help="MLP head: hidden widths")
+    parser.add_argument(
+        "--hidden-sizes", type=positive_int, nargs="+", help="MLP head: hidden widths"
+    )
     parser.add_argument(
         "--hidden-grid",
-        type=int,
+        type=positive_int,
         nargs="+",
         metavar="WIDTH",
         help="MLP head: choose hidden sizes per head on the validation split among every "
         "combination of these widths (the paper: 32 64 128 256)",
     )
-    parser.add_argument("--grid-layers", type=int, default=2, help="layers of --hidden-grid")
+    parser.add_argument(
+        "--grid-layers", type=positive_int, default=2, help="layers of --hidden-grid"
+    )
     parser.add_argument(
         "--std-floor",
         type=float,
@@ -115,12 +132,17 @@ def register(subparsers: Any) -> None:
         help="any other head constructor parameter (VALUE parsed as YAML), e.g. C=0.1",
     )
     parser.add_argument("--seed", type=int, default=0, help="base seed of samples and heads")
-    parser.add_argument("--topcoded", choices=["keep", "exclude"], default="keep")
+    parser.add_argument(
+        "--topcoded",
+        choices=["keep", "exclude"],
+        default="keep",
+        help="age tasks: keep or leave out ages a source top-codes (e.g. PTB-XL's 90+)",
+    )
     parser.add_argument("--no-ceiling", action="store_true", help="ood: skip in-cohort heads")
     parser.add_argument("--no-subgroups", action="store_true", help="ood: skip subgroup metrics")
     parser.add_argument("--no-shift", action="store_true", help="ood: skip the feature shift")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--threads", type=positive_int, default=1, help="torch threads")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
 
 
@@ -141,6 +163,8 @@ def _sizes(values: list[str] | None) -> tuple[int | None, ...] | None:
 
 def head_params(args: argparse.Namespace) -> dict[str, Any]:
     """Head constructor overrides from the convenience flags and ``--head-param``."""
+    import yaml
+
     params: dict[str, Any] = {}
     for flag in ("max_epochs", "patience", "batch_size", "learning_rate"):
         if getattr(args, flag) is not None:
@@ -151,7 +175,10 @@ def head_params(args: argparse.Namespace) -> dict[str, Any]:
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise CapeError(f"--head-param expects KEY=VALUE, got {item!r}")
-        value = yaml.safe_load(text)
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise CapeError(f"--head-param {item!r}: {text!r} is not a YAML value") from None
         params[key] = tuple(value) if isinstance(value, list) and key == "hidden_sizes" else value
     return params
 
@@ -198,6 +225,8 @@ def format_summary(summary: pd.DataFrame) -> str:
 
 def format_tests(tests: pd.DataFrame) -> str:
     """One line per across-run test (per-run DeLong and per-seed rows are in tests.csv)."""
+    import pandas as pd
+
     if tests.empty:
         return ""
     lines = []
@@ -246,7 +275,7 @@ def run(args: argparse.Namespace) -> int:
         write_results,
     )
 
-    torch.set_num_threads(max(1, args.threads))
+    torch.set_num_threads(args.threads)
     settings = ProtocolSettings.for_protocol(
         args.protocol,
         tasks=tuple(args.tasks),

@@ -6,11 +6,18 @@ import argparse
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
+from cape.commands._options import (
+    add_cohort_option,
+    add_split_option,
+    int_at_least,
+    positive_int,
+)
 from cape.errors import CapeError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -29,16 +36,20 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--features", required=True, type=Path, help="features directory")
-    parser.add_argument("--by", choices=["cohort", "device"], default="cohort")
-    parser.add_argument("--cohorts", nargs="+", help="only these cohorts")
-    parser.add_argument("--split", nargs="+", help="only these splits (e.g. test)")
     parser.add_argument(
-        "--max-per-class", type=int, help="draw at most this many ECGs per class (seeded)"
+        "--by", choices=["cohort", "device"], default="cohort", help="what to predict"
     )
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    add_cohort_option(parser, "only these cohorts (default: all)")
+    add_split_option(parser, "only these splits, e.g. test (default: all)")
+    parser.add_argument(
+        "--max-per-class",
+        type=positive_int,
+        help="draw at most this many ECGs per class (seeded; default: all)",
+    )
+    parser.add_argument("--folds", type=int_at_least(2), default=5, help="cross-validation folds")
+    parser.add_argument("--bootstrap", type=positive_int, default=1000, help="bootstrap resamples")
+    parser.add_argument("--seed", type=int, default=0, help="seed of folds and resamples")
+    parser.add_argument("--threads", type=positive_int, default=1, help="torch threads")
     parser.add_argument("--out", type=Path, help="write the result as JSON here")
     parser.set_defaults(func=run)
 
@@ -56,6 +67,8 @@ def select_rows(
     Raises:
         CapeError: unknown cohorts, a missing column, or fewer than two classes.
     """
+    import numpy as np
+
     if by not in index:
         raise CapeError(f"the features index has no {by!r} column")
     mask = np.ones(len(index), dtype=bool)
@@ -98,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     from cape.diagnostics import cohort_identifiability
     from cape.embed import INFO_FILE, load_features
 
-    torch.set_num_threads(max(1, args.threads))
+    torch.set_num_threads(args.threads)
     features, index = load_features(args.features)
     rows, dropped = select_rows(
         index, args.by, args.cohorts, args.split, args.max_per_class, args.seed

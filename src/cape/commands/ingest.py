@@ -7,8 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from cape.commands._options import positive_int
 from cape.errors import CapeError
 
 FORMATS = ("ptbxl", "code15", "wfdb", "dicom", "muse")
@@ -37,7 +36,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--out", required=True, type=Path, help="store directory (created)")
     parser.add_argument(
-        "--workers", type=int, default=min(2, os.cpu_count() or 1), help="worker processes"
+        "--workers", type=positive_int, default=min(2, os.cpu_count() or 1), help="worker processes"
     )
     group = parser.add_argument_group("reader options")
     group.add_argument(
@@ -70,6 +69,8 @@ def register(subparsers: Any) -> None:
 
 
 def reader_options(args: argparse.Namespace) -> dict[str, Any]:
+    import yaml
+
     options: dict[str, Any] = {}
     if args.sampling_rate is not None:
         options["sampling_rate"] = args.sampling_rate
@@ -77,7 +78,13 @@ def reader_options(args: argparse.Namespace) -> dict[str, Any]:
         options["metadata"] = args.metadata
     columns: dict[str, str] = {}
     if args.mapping is not None:
-        loaded = yaml.safe_load(args.mapping.read_text()) or {}
+        if not args.mapping.is_file():
+            raise CapeError(f"--mapping {args.mapping}: no such file")
+        try:
+            loaded = yaml.safe_load(args.mapping.read_text()) or {}
+        except yaml.YAMLError as error:
+            first = " ".join(str(error).split())
+            raise CapeError(f"--mapping {args.mapping}: not valid YAML: {first}") from None
         if not isinstance(loaded, dict):
             raise CapeError(f"{args.mapping}: expected a mapping of FIELD: COLUMN")
         columns.update({str(k): str(v) for k, v in loaded.items()})

@@ -33,7 +33,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the t-SNE subsample")
     parser.add_argument("--svg", action="store_true", help="also write figures as SVG")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
 
 

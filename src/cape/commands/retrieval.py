@@ -7,8 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from cape.commands._options import add_cohort_option, add_split_option, positive_int
 from cape.errors import CapeError
 
 
@@ -21,7 +20,7 @@ def register(subparsers: Any) -> None:
             "against NEGATIVES ECGs of other patients by cosine similarity of z-scored "
             "features; report top-1 accuracy with mixed negatives (every cohort, as in a "
             "random batch) and with same-cohort negatives (as in an in-distribution batch), "
-            "and their paired gap with a bootstrap 95%% CI. Retrieval far above chance says "
+            "and their paired gap with a bootstrap 95% CI. Retrieval far above chance says "
             "the features hold patient identity; a positive gap says knowing the cohort "
             "rules out negatives, i.e. a cohort shortcut could lower a contrastive loss."
         ),
@@ -30,17 +29,21 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--features", required=True, type=Path, nargs="+", help="features directories"
     )
-    parser.add_argument("--cohorts", nargs="+", help="only these cohorts")
-    parser.add_argument("--split", nargs="+", help="only these splits (e.g. test)")
-    parser.add_argument("--negatives", type=int, default=127, help="negatives per anchor")
-    parser.add_argument("--draws", type=int, default=2000, help="anchors, spread over cohorts")
-    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
-    parser.add_argument("--seed", type=int, default=0)
+    add_cohort_option(parser, "only these cohorts (default: all)")
+    add_split_option(parser, "only these splits, e.g. test (default: all)")
+    parser.add_argument("--negatives", type=positive_int, default=127, help="negatives per anchor")
+    parser.add_argument(
+        "--draws", type=positive_int, default=2000, help="anchors, spread over cohorts"
+    )
+    parser.add_argument("--bootstrap", type=positive_int, default=1000, help="bootstrap resamples")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the draws and resamples")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from cape.diagnostics import draw_retrieval_sets, patient_retrieval
     from cape.embed import load_features
 

@@ -5,13 +5,19 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from typing import TYPE_CHECKING
 
-from cape.errors import CapeError
-from cape.simulator.cohorts import SimulationSpec, load_spec
-from cape.simulator.generate import default_workers, simulate
-from cape.simulator.presets import PRESETS, preset
+from cape.commands._options import positive_int
+from cape.errors import CapeError, validation_messages
+
+if TYPE_CHECKING:
+    from cape.simulator.cohorts import SimulationSpec
 
 log = logging.getLogger(__name__)
+
+# cape.simulator.presets.PRESETS, named here so that `cape --help` does not import
+# the simulator (scipy); a test keeps the two equal.
+PRESET_NAMES = ("demo", "tiny")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
         "--preset",
-        choices=sorted(PRESETS),
+        choices=PRESET_NAMES,
         default=None,
         help="built-in cohorts: 'demo' (five cohorts, ~13k ECGs) or 'tiny' (unit tests)",
     )
@@ -67,7 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--workers",
-        type=int,
+        type=positive_int,
         default=None,
         help="parallel processes (default: available cores, at most 4)",
     )
@@ -82,6 +88,11 @@ def resolve_spec(args: argparse.Namespace) -> SimulationSpec:
     Raises:
         CapeError: an override is out of range.
     """
+    from pydantic import ValidationError
+
+    from cape.simulator.cohorts import SimulationSpec, load_spec
+    from cape.simulator.presets import preset
+
     spec = load_spec(args.spec) if args.spec else preset(args.preset or "demo")
     overrides = {
         "seed": args.seed,
@@ -95,11 +106,18 @@ def resolve_spec(args: argparse.Namespace) -> SimulationSpec:
     try:
         # Validate through the model so a bad override fails like a bad YAML value.
         return SimulationSpec.model_validate({**spec.model_dump(), **overrides})
-    except ValueError as error:
-        raise CapeError(f"invalid simulate option: {error}") from error
+    except ValidationError as error:
+        # The spec's field names are the options' names with dashes: scale -> --scale.
+        problems = [
+            f"--{line.replace('_', '-')}" if not line.startswith("(") else line
+            for line in validation_messages(error, SimulationSpec)
+        ]
+        raise CapeError(f"invalid simulate option: {'; '.join(problems)}") from None
 
 
 def run(args: argparse.Namespace) -> int:
+    from cape.simulator.generate import default_workers, simulate
+
     spec = resolve_spec(args)
     workers = args.workers if args.workers is not None else default_workers()
     started = time.perf_counter()

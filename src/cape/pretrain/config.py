@@ -14,15 +14,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cape.augment import ViewAugmenter
-from cape.errors import CapeError
-from cape.models import EncoderSpec, encoder_spec
+from cape.errors import CapeError, did_you_mean, validation_messages
 from cape.store import SAMPLING_RATE_HZ
+
+if TYPE_CHECKING:
+    from cape.models import EncoderSpec
 
 PRESET_NAMES = ("paper", "small")
 
@@ -153,6 +155,9 @@ class PretrainConfig(BaseModel):
         Raises:
             CapeError: an invalid combination of model settings.
         """
+        # Imported here: checking a config (cape study check) must not load torch.
+        from cape.models import encoder_spec
+
         try:
             return encoder_spec(
                 self.model.preset,
@@ -241,9 +246,7 @@ def apply_overrides(values: dict[str, Any], overrides: Sequence[str]) -> dict[st
         if not sep or not key:
             raise CapeError(f"--set {item!r}: expected key=value")
         if key not in known:
-            raise CapeError(
-                f"--set {item!r}: unknown setting {key!r}; known: {', '.join(sorted(known))}"
-            )
+            raise CapeError(f"--set {item!r}: unknown setting {key!r}{did_you_mean(key, known)}")
         try:
             value = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError as error:
@@ -266,12 +269,8 @@ def validate_config(values: dict[str, Any], source: str) -> PretrainConfig:
     try:
         return PretrainConfig.model_validate(values)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
-            f" (got {e.get('input')!r})"
-            for e in error.errors()
-        )
-        raise CapeError(f"{source}: invalid pretraining config: {problems}") from error
+        problems = "; ".join(validation_messages(error, PretrainConfig))
+        raise CapeError(f"{source}: invalid pretraining config: {problems}") from None
 
 
 def read_config_file(path_or_preset: str | Path) -> tuple[dict[str, Any], str]:

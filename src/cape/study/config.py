@@ -25,7 +25,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from cape.errors import CapeError
+from cape.errors import CapeError, did_you_mean, validation_messages
 
 FORMATS = ("ptbxl", "code15", "wfdb", "dicom", "muse")
 
@@ -62,8 +62,20 @@ class CohortSource(_Section):
 
 
 class SplitSection(_Section):
-    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    fractions: tuple[float, float, float] = Field(
+        (0.8, 0.1, 0.1), description="train/val/test fractions of each cohort's patients"
+    )
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _fractions(self) -> SplitSection:
+        if any(not 0.0 <= f <= 1.0 for f in self.fractions):
+            raise ValueError(f"fractions must lie in [0, 1], got {list(self.fractions)}")
+        if abs(sum(self.fractions) - 1.0) > 1e-6:
+            raise ValueError(
+                f"fractions must sum to 1, got {list(self.fractions)} (sum {sum(self.fractions):g})"
+            )
+        return self
 
 
 class PretrainRunSpec(_Section):
@@ -102,6 +114,9 @@ class EmbedSection(_Section):
     threads: int = Field(1, ge=1, description="torch threads per embedding process")
 
 
+_MLP_ONLY = ("max_epochs", "patience", "batch_size", "learning_rate", "hidden_sizes", "hidden_grid")
+
+
 class HeadSettings(_Section):
     kind: Literal["mlp", "linear"] = "mlp"
     max_epochs: int | None = Field(None, ge=1)
@@ -127,6 +142,24 @@ class HeadSettings(_Section):
     )
     grid_layers: int = Field(2, ge=1, description="hidden layers of the grid")
 
+    @model_validator(mode="after")
+    def _combinations(self) -> HeadSettings:
+        # The protocol's own checks (cape.protocols.settings), here so that a study
+        # fails when it is read, not when its evaluate stage starts.
+        if self.kind != "mlp":
+            mlp_only = [name for name in _MLP_ONLY if getattr(self, name) is not None]
+            if self.age_target != "standardise":
+                mlp_only.append("age_target")
+            if mlp_only:
+                raise ValueError(f"{', '.join(mlp_only)} need kind: mlp (kind is {self.kind!r})")
+        if self.hidden_grid is not None and self.hidden_sizes is not None:
+            raise ValueError("give either hidden_sizes or hidden_grid, not both")
+        for name in ("hidden_sizes", "hidden_grid"):
+            widths = getattr(self, name)
+            if widths is not None and (not widths or min(widths) < 1):
+                raise ValueError(f"{name} needs positive widths, got {widths}")
+        return self
+
 
 class OODSection(_Section):
     train_cohort: str
@@ -145,7 +178,16 @@ class OODSection(_Section):
 class CompositionSection(_Section):
     tasks: list[str] = Field(default_factory=lambda: ["age", "sex"])
     runs: int = Field(6, ge=1)
-    sizes: tuple[int, int, int] = (10_000, 2_000, 2_000)
+    sizes: tuple[int, int, int] = Field(
+        (10_000, 2_000, 2_000), description="train/val/test ECGs drawn per run"
+    )
+
+    @model_validator(mode="after")
+    def _positive_sizes(self) -> CompositionSection:
+        if min(self.sizes) < 1:
+            raise ValueError(f"sizes must be positive, got {list(self.sizes)}")
+        return self
+
     head: HeadSettings = Field(default_factory=HeadSettings)
 
 
@@ -206,27 +248,6 @@ class StudyConfig(_Section):
             raise ValueError(f"cohort names must be unique, got {names}")
         return self
 
-    @model_validator(mode="after")
-    def _heads_test_patients_left_out(self) -> StudyConfig:
-        # A per-cohort exclude_splits that forgets the heads' training cohort would put
-        # its test patients into pretraining: an error here, hours before the protocol
-        # could only warn about it.
-        ood = self.evaluate.ood
-        if ood is None:
-            return self
-        sources = [("pretrain.settings", self.pretrain.settings)] + [
-            (f"pretrain.runs[{run.name}].settings", run.settings) for run in self.pretrain.runs
-        ]
-        for where, settings in sources:
-            exclude = settings.get("exclude_splits")
-            if isinstance(exclude, dict) and "test" not in (exclude.get(ood.train_cohort) or []):
-                raise ValueError(
-                    f"{where}.exclude_splits={exclude} keeps the test split of "
-                    f"{ood.train_cohort!r}, the cohort the OOD heads are trained on; add "
-                    f"{ood.train_cohort}: [test]"
-                )
-        return self
-
     @model_validator(mode="before")
     @classmethod
     def _report_bool(cls, values: Any) -> Any:
@@ -237,18 +258,35 @@ class StudyConfig(_Section):
 
 
 def _set_dotted(values: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``a.b.0.c`` in nested dicts and lists, creating mappings on the way.
+
+    Raises:
+        CapeError: a list index that is not a number or past the list's end, or a
+            path through a value that is neither a mapping nor a list.
+    """
     parts = key.split(".")
     node: Any = values
-    for part in parts[:-1]:
+    for depth, part in enumerate(parts):
+        where = ".".join(parts[:depth]) or "the study"
+        last = depth == len(parts) - 1
         if isinstance(node, list):
-            node = node[int(part)]
-            continue
-        node = node.setdefault(part, {})
-    last = parts[-1]
-    if isinstance(node, list):
-        node[int(last)] = value
-    else:
-        node[last] = value
+            if not part.isdigit() or int(part) >= len(node):
+                raise CapeError(
+                    f"{where} is a list of {len(node)}: {part!r} is not an index 0-{len(node) - 1}"
+                )
+            if last:
+                node[int(part)] = value
+            else:
+                node = node[int(part)]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+            else:
+                if node.get(part) is None:
+                    node[part] = {}
+                node = node[part]
+        else:
+            raise CapeError(f"{where} is {node!r}, not a mapping: it has no key {part!r}")
 
 
 def bundled_study(name: str) -> str | None:
@@ -257,36 +295,74 @@ def bundled_study(name: str) -> str | None:
     return resource.read_text() if resource.is_file() else None
 
 
-def load_study(path_or_name: str | Path, overrides: Sequence[str] = ()) -> StudyConfig:
+def bundled_studies() -> list[str]:
+    """Names of the studies bundled with CAPE."""
+    folder = resources.files("cape") / "studies"
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_study(
+    path_or_name: str | Path, overrides: Sequence[str] = (), check: bool = True
+) -> StudyConfig:
     """Read a study file (or a bundled study by name) and apply ``KEY=VALUE`` overrides.
 
     Overrides use dotted paths (``pretrain.settings.epochs=3``,
-    ``cohorts.0.source=/data/ptb-xl``); values are parsed as YAML.
+    ``cohorts.0.source=/data/ptb-xl``); values are parsed as YAML. With ``check``
+    the whole study is checked as well (:func:`cape.study.check.check_study`:
+    pretraining settings of every run, cohorts named by the protocols, sweep
+    cells); missing cohort sources are left to the run.
 
     Raises:
-        CapeError: unreadable file, bad override, or a setting that fails validation.
+        CapeError: unreadable file, bad override, or a setting that fails validation,
+            one line per problem, each naming the study and the key.
     """
     path = Path(path_or_name)
     if path.is_file():
-        text, source = path.read_text(), str(path)
+        text, source = path.read_text(), f"study {path}"
     else:
         bundled = bundled_study(str(path_or_name))
         if bundled is None:
-            raise CapeError(f"study {path_or_name} is neither a file nor a bundled study")
-        text, source = bundled, f"bundled study {path_or_name!r}"
+            raise CapeError(
+                f"study {path_or_name} is neither a file nor a bundled study "
+                f"({', '.join(bundled_studies())})" + did_you_mean(path_or_name, bundled_studies())
+            )
+        text, source = bundled, f"study {path_or_name}.yaml"
     try:
         values = yaml.safe_load(text) or {}
     except yaml.YAMLError as error:
-        raise CapeError(f"{source}: not valid YAML: {error}") from error
-    for item in overrides:
-        if "=" not in item:
-            raise CapeError(f"--set {item!r}: expected KEY=VALUE")
-        key, raw = item.split("=", 1)
-        try:
-            _set_dotted(values, key.strip(), yaml.safe_load(raw))
-        except (IndexError, ValueError, TypeError, AttributeError) as error:
-            raise CapeError(f"--set {item!r}: {error}") from error
+        first = " ".join(str(error).split())
+        raise CapeError(f"{source}: not valid YAML: {first}") from None
+    if not isinstance(values, dict):
+        raise CapeError(f"{source}: a study must be a YAML mapping of sections")
+    if overrides:
+        from cape.study.check import key_problem
+
+        for item in overrides:
+            key, sep, raw = item.partition("=")
+            key = key.strip()
+            if not sep or not key:
+                raise CapeError(f"--set {item!r}: expected KEY=VALUE")
+            problem = key_problem(key)
+            if problem:
+                raise CapeError(f"--set {item!r}: {problem}")
+            try:
+                value = yaml.safe_load(raw)
+            except yaml.YAMLError:
+                raise CapeError(f"--set {item!r}: {raw!r} is not a YAML value") from None
+            try:
+                _set_dotted(values, key, value)
+            except CapeError as error:
+                raise CapeError(f"--set {item!r}: {error}") from None
+        source += " with --set"
     try:
-        return StudyConfig.model_validate(values)
+        config = StudyConfig.model_validate(values)
     except ValidationError as error:
-        raise CapeError(f"{source}: invalid study:\n{error}") from error
+        lines = validation_messages(error, StudyConfig)
+        raise CapeError("\n".join(f"{source}: {line}" for line in lines)) from None
+    if check:
+        from cape.study.check import check_study
+
+        problems = check_study(config).problems
+        if problems:
+            raise CapeError("\n".join(f"{source}: {line}" for line in problems))
+    return config
