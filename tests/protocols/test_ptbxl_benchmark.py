@@ -318,6 +318,55 @@ def test_missing_folds_and_empty_sets(statements):
     assert any("'form' skipped" in m for m in result.messages)
 
 
+def test_scoring_a_models_own_predictions(statements, tmp_path):
+    """Catches scores matched to the wrong record or class, and silently missing ones."""
+    from cape.benchmark_ptbxl.predictions import PredictionFile, read_predictions, score_predictions
+
+    _, index, _ = synthetic_cohort(400)
+    rng = np.random.default_rng(5)
+    test = index[index["strat_fold"] == 10]
+    rows = []
+    for record_id, record in zip(test["record_id"], test["diagnoses"], strict=True):
+        labels = statements.record_labels(record, "superdiagnostic")
+        for label in statements.classes("superdiagnostic"):
+            rows.append(
+                (record_id, "superdiagnostic", label, (label in labels) + rng.normal(0, 0.7))
+            )
+    table = pd.DataFrame(rows, columns=["record_id", "label_set", "label", "y_pred"])
+    table = table.sample(frac=1.0, random_state=0)  # order must not matter
+    table.to_csv(tmp_path / "p.csv", index=False)
+    settings = BenchmarkSettings(label_sets=("superdiagnostic",), n_resamples=10)
+    prediction = PredictionFile.parse(f"net={tmp_path / 'p.csv'}")
+    result = score_predictions([prediction], index, statements, "ptbxl", settings)
+    row = result.scores.set_index("model").loc["net"]
+    kept = [bool(statements.record_labels(c, "superdiagnostic")) for c in test["diagnoses"]]
+    ids = test.loc[kept, "record_id"].tolist()
+    wide = table.pivot(index="record_id", columns="label", values="y_pred").loc[ids]
+    truth = np.array(
+        [
+            [int(x in statements.record_labels(c, "superdiagnostic")) for x in wide.columns]
+            for c in test.loc[kept, "diagnoses"]
+        ]
+    )
+    present = truth.sum(axis=0) > 0
+    expected = roc_auc_score(truth[:, present], wide.to_numpy()[:, present], average="macro")
+    assert row["macro_auroc"] == pytest.approx(expected, abs=1e-12)
+    assert row["n_test"] == len(ids)
+    one_short = table[table["record_id"] != ids[0]]
+    with pytest.raises(CapeError, match="lacks 1 of the"):
+        score_predictions(
+            [PredictionFile("net", Path("x"), one_short)], index, statements, "ptbxl", settings
+        )
+    no_mi = table[table["label"] != "MI"]
+    with pytest.raises(CapeError, match=r"lacks class\(es\) \['MI'\]"):
+        score_predictions(
+            [PredictionFile("net", Path("x"), no_mi)], index, statements, "ptbxl", settings
+        )
+    pd.concat([table, table.head(1)]).to_csv(tmp_path / "twice.csv", index=False)
+    with pytest.raises(CapeError, match="repeated rows"):
+        read_predictions(tmp_path / "twice.csv")
+
+
 def test_inputs_cohort_and_statements(tmp_path):
     index = pd.DataFrame({"cohort": ["a", "b"], "strat_fold": [3, None]})
     assert choose_cohort(index, None, {}) == "a"
@@ -435,6 +484,31 @@ def test_command_end_to_end_on_the_simulated_ptbxl_cohort(tmp_path, capsys):
     assert config_saved["literature_applies"] is False
     assert config_saved["statements"].endswith("linden/scp_statements.csv")
     assert (out / "predictions.parquet").is_file() and (out / "classes.csv").is_file()
+    # A model's own predictions are scored the same way: re-scoring the head's saved
+    # predictions gives the same numbers (same folds, labels and resamples).
+    saved = pd.read_parquet(out / "predictions.parquet")
+    saved[saved["model"] == "small"].to_parquet(tmp_path / "own.parquet")
+    assert (
+        main(
+            [
+                "ptbxl-benchmark",
+                "--predictions",
+                f"net={tmp_path / 'own.parquet'}",
+                "--store",
+                str(store),
+                "--out",
+                str(tmp_path / "out2"),
+                "--n-bootstrap",
+                "20",
+            ]
+        )
+        == 0
+    )
+    rescored = pd.read_csv(tmp_path / "out2" / "benchmark.csv")
+    columns = ["label_set", "macro_auroc", "ci_low", "ci_high", "n_test"]
+    head = scores[scores["model"] == "small"][columns].reset_index(drop=True)
+    own = rescored[rescored["model"] == "net"][columns].reset_index(drop=True)
+    pd.testing.assert_frame_equal(head, own)
 
 
 def test_command_error_is_one_line(tmp_path, capsys):

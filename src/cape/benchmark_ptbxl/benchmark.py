@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,12 @@ from tqdm.auto import tqdm
 import cape
 from cape.benchmark_ptbxl.labels import LABEL_SETS, Statements, build_label_set, check_label_set
 from cape.benchmark_ptbxl.literature import literature_applies, literature_table
+from cape.benchmark_ptbxl.records import (
+    Entry,
+    Split,
+    record_codes,
+    unusable,
+)
 from cape.benchmark_ptbxl.scoring import (
     BENCHMARK_CONFIDENCE,
     BENCHMARK_RESAMPLES,
@@ -41,13 +47,11 @@ from cape.protocols.fitting import fit_predict
 from cape.protocols.results import Collector, ProtocolResult, summarise
 from cape.protocols.sampling import derive_seed
 from cape.protocols.settings import HeadSettings
-from cape.protocols.tasks import TaskSpec
 
 logger = logging.getLogger(__name__)
 
 PROTOCOL = "ptbxl-benchmark"
 SETTING = "in-distribution"
-CODES_COLUMN = "diagnoses"  # the keys of scp_codes, as the PTB-XL reader stores them
 FOLD_COLUMN = "strat_fold"
 DEFAULT_C_GRID = (0.001, 0.01, 0.1, 1.0)
 
@@ -112,49 +116,7 @@ class BenchmarkResult:
     messages: list[str] = field(default_factory=list)
 
 
-def _unusable(
-    label_set: str, n_labelled: int, part: dict[str, np.ndarray], y_val: np.ndarray
-) -> str | None:
-    """Why a label set cannot be run (None if it can): no labelled records in a fold, or
-    no label with both classes in fold 9, which chooses C / stops the MLP."""
-    empty = [role for role, rows in part.items() if rows.size == 0]
-    if n_labelled == 0:
-        return f"label set {label_set!r} skipped: no record has a label in it"
-    if empty:
-        return (
-            f"label set {label_set!r} skipped: no labelled records in the "
-            f"{'/'.join(empty)} fold(s) ({n_labelled} labelled records in all)"
-        )
-    if scorable_columns(y_val).size == 0:
-        return (
-            f"label set {label_set!r} skipped: no label has both classes in fold 9 "
-            f"({part['val'].size} records), so the head cannot be validated"
-        )
-    return None
-
-
-def record_codes(index: pd.DataFrame, source: str = "features index") -> list[list[str]]:
-    """Per row, the SCP codes (keys of ``scp_codes``) from the index's ``diagnoses`` column.
-
-    Raises:
-        CapeError: the column is missing.
-    """
-    if CODES_COLUMN not in index:
-        raise CapeError(
-            f"{source} has no {CODES_COLUMN!r} column (the SCP codes); embed a store "
-            "ingested with the ptbxl reader"
-        )
-    codes = []
-    for value in index[CODES_COLUMN].tolist():
-        if isinstance(value, list | tuple | np.ndarray):
-            codes.append([str(code) for code in value])
-        else:
-            codes.append([])
-    return codes
-
-
-def _task(label_set: str) -> TaskSpec:
-    return TaskSpec(f"ptbxl-{label_set}", "multilabel", "macro_auroc", True, CODES_COLUMN)
+PredictFn = Callable[[Split], list[Entry]]
 
 
 def run_benchmark(
@@ -184,49 +146,114 @@ def run_benchmark(
     """
     settings = settings or BenchmarkSettings()
     settings.validate()
+    bar = tqdm(
+        total=len(settings.label_sets) * len(feature_sets), desc="ptbxl heads", disable=not progress
+    )
+
+    def fit_heads(split: Split) -> list[Entry]:
+        entries: list[Entry] = []
+        for feature_set in feature_sets:
+            features = feature_set.features
+            (prediction,) = fit_predict(
+                split.task,
+                settings.head,
+                settings.seed,
+                (features[split.positions["train"]], split.y["train"]),
+                (features[split.positions["val"]], split.y["val"]),
+                [features[split.positions["test"]]],
+                context=f"{feature_set.label}, cohort {cohort}, label set {split.label_set}",
+            )
+            entries.append(
+                (feature_set.model, feature_set.baseline, feature_set.encoder_seed, prediction)
+            )
+            bar.update()
+        return entries
+
+    try:
+        return evaluate_label_sets(
+            index,
+            statements,
+            cohort,
+            settings,
+            fit_heads,
+            needs_validation=True,
+            sources=sources,
+            inputs=[feature_set.describe() for feature_set in feature_sets],
+        )
+    finally:
+        bar.close()
+
+
+def evaluate_label_sets(
+    index: pd.DataFrame,
+    statements: Statements,
+    cohort: str,
+    settings: BenchmarkSettings,
+    predict: PredictFn,
+    needs_validation: bool,
+    sources: Sequence[str | Path] = (),
+    inputs: Sequence[dict[str, Any]] = (),
+) -> BenchmarkResult:
+    """The protocol around a source of predictions: label sets, folds, mean predictor,
+    shared resamples, scores, literature and tables.
+
+    Args:
+        index: rows with ``cohort``, ``record_id``, ``diagnoses``, ``strat_fold``.
+        statements: the statements table.
+        cohort: the PTB-XL cohort.
+        settings: label sets and bootstrap (the head is used by ``predict`` only).
+        predict: fold-10 scores of every model for a :class:`Split`.
+        needs_validation: skip label sets without a label having both classes in fold 9.
+        sources: the cohort's source folders.
+        inputs: descriptions of the models' inputs for ``config.json``.
+
+    Raises:
+        CapeError: unknown cohort, missing codes or folds.
+    """
     in_cohort = np.flatnonzero(index["cohort"].astype(str).to_numpy() == cohort)
     if in_cohort.size == 0:
         known = sorted(index["cohort"].astype(str).unique())
         raise CapeError(f"cohort {cohort!r} is not in the features (they hold {known})")
     if FOLD_COLUMN not in index:
         raise CapeError(
-            f"the features index has no {FOLD_COLUMN!r} column; the PTB-XL benchmark "
-            "needs PTB-XL's folds (ingest with the ptbxl reader, then embed)"
+            f"the index has no {FOLD_COLUMN!r} column; the PTB-XL benchmark needs PTB-XL's "
+            "folds (ingest with the ptbxl reader)"
         )
     rows_index = index.iloc[in_cohort]
     roles = fold_roles(rows_index[FOLD_COLUMN], f"{FOLD_COLUMN} of cohort {cohort!r}")
     codes = record_codes(rows_index)
     collector = Collector(
-        PROTOCOL, index["record_id"].to_numpy(), index["cohort"].astype(str).to_numpy()
+        PROTOCOL, index["record_id"].astype(str).to_numpy(), index["cohort"].astype(str).to_numpy()
     )
     score_rows: list[dict[str, Any]] = []
     class_rows: list[dict[str, Any]] = []
     count_rows: list[dict[str, Any]] = []
     messages: list[str] = []
-    total = len(settings.label_sets) * (len(feature_sets) + 1)
-    bar = tqdm(total=total, desc="ptbxl heads", disable=not progress)
     for label_set in settings.label_sets:
         labels = build_label_set(codes, statements, label_set)
-        task = _task(label_set)
         kept_roles = roles[labels.rows]
         part = {role: np.flatnonzero(kept_roles == role) for role in ("train", "val", "test")}
-        y = {role: labels.y[rows] for role, rows in part.items()}
-        problem = _unusable(label_set, labels.rows.size, part, y["val"])
+        split = Split(
+            label_set,
+            labels.classes,
+            {role: in_cohort[labels.rows[rows]] for role, rows in part.items()},
+            {role: labels.y[rows] for role, rows in part.items()},
+            labels.n_dropped,
+        )
+        problem = unusable(label_set, labels.rows.size, part, split.y["val"], needs_validation)
         if problem:
             messages.append(problem)
             logger.warning(problem)
-            bar.update(len(feature_sets) + 1)
             continue
-        positions = {role: in_cohort[labels.rows[rows]] for role, rows in part.items()}
         for k, name in enumerate(labels.classes):
             class_rows.append(
                 {"label_set": label_set, "label": name}
-                | {f"n_{role}": int(y[role][:, k].sum()) for role in part}
+                | {f"n_{role}": int(split.y[role][:, k].sum()) for role in part}
             )
         count_rows.append(
             {
                 "cohort": cohort,
-                "task": task.name,
+                "task": split.task.name,
                 "n_ecgs": labels.n_records,
                 "n_labelled": int(labels.rows.size),
                 "n_missing": 0,
@@ -236,78 +263,10 @@ def run_benchmark(
                 "n_excluded": labels.n_dropped,
             }
         )
-        scored = scorable_columns(y["test"])
-        indices = None
-        if scored.size:
-            indices, _ = benchmark_resamples(
-                y["test"][:, scored],
-                settings.n_resamples,
-                derive_seed(settings.seed, "bootstrap", label_set),
-            )
-        common = {
-            "setting": SETTING,
-            "train_cohort": cohort,
-            "test_cohort": cohort,
-            "task": task,
-            "run": 0,
-            "positions": positions["test"],
-            "y_true": y["test"],
-            "label_names": labels.classes,
-            "n_train": int(part["train"].size),
-            "n_val": int(part["val"].size),
-        }
-        entries: list[tuple[str, str, int, np.ndarray]] = []
-        for feature_set in feature_sets:
-            (prediction,) = fit_predict(
-                task,
-                settings.head,
-                settings.seed,
-                (feature_set.features[positions["train"]], y["train"]),
-                (feature_set.features[positions["val"]], y["val"]),
-                [feature_set.features[positions["test"]]],
-                context=f"{feature_set.label}, cohort {cohort}, label set {label_set}",
-            )
-            entries.append(
-                (feature_set.model, feature_set.baseline, feature_set.encoder_seed, prediction)
-            )
-            bar.update()
-        naive = mean_predictor(task, y["train"], int(part["test"].size))
+        entries = predict(split)
+        naive = mean_predictor(split.task, split.y["train"], int(part["test"].size))
         entries.append((MEAN_PREDICTOR, MEAN_PREDICTOR, 0, naive))
-        bar.update()
-        for model, baseline, encoder_seed, prediction in entries:
-            collector.add(
-                model=model,
-                baseline=baseline,
-                encoder_seed=encoder_seed,
-                y_pred=prediction,
-                **common,
-            )
-            score = score_label_set(
-                y["test"], prediction, labels.classes, indices, settings.confidence
-            )
-            score_rows.append(
-                {
-                    "label_set": label_set,
-                    "model": model,
-                    "baseline": baseline,
-                    "encoder_seed": encoder_seed,
-                    "macro_auroc": score.macro_auroc,
-                    "ci_low": score.ci_low,
-                    "ci_high": score.ci_high,
-                    "plus_minus": score.plus_minus,
-                    "leaderboard": leaderboard_text(score.macro_auroc, score.plus_minus),
-                    "confidence": score.confidence,
-                    "n_resamples": score.n_resamples,
-                    "n_classes": len(labels.classes),
-                    "n_scored": len(score.scored),
-                    "skipped": " ".join(score.skipped),
-                    "n_train": int(part["train"].size),
-                    "n_val": int(part["val"].size),
-                    "n_test": int(part["test"].size),
-                    "n_dropped": labels.n_dropped,
-                }
-            )
-    bar.close()
+        _score_entries(collector, score_rows, split, entries, cohort, settings)
     applies, note = literature_applies(statements, int(in_cohort.size), sources)
     logger.info(note)
     literature = literature_table() if applies else pd.DataFrame()
@@ -323,7 +282,7 @@ def run_benchmark(
         "statements": statements.source,
         "sources": [str(s) for s in sources],
         "settings": asdict(settings),
-        "feature_sets": [feature_set.describe() for feature_set in feature_sets],
+        "inputs": list(inputs),
         "folds": {"train": "strat_fold 1-8", "val": "strat_fold 9", "test": "strat_fold 10"},
         "messages": messages,
         "literature_applies": applies,
@@ -346,3 +305,62 @@ def run_benchmark(
         literature_note=note,
         messages=messages,
     )
+
+
+def _score_entries(
+    collector: Collector,
+    score_rows: list[dict[str, Any]],
+    split: Split,
+    entries: list[Entry],
+    cohort: str,
+    settings: BenchmarkSettings,
+) -> None:
+    """Score every model of a label set on resamples shared by all of them."""
+    y_test = split.y["test"]
+    scored = scorable_columns(y_test)
+    indices = None
+    if scored.size:
+        indices, _ = benchmark_resamples(
+            y_test[:, scored],
+            settings.n_resamples,
+            derive_seed(settings.seed, "bootstrap", split.label_set),
+        )
+    sizes = {f"n_{role}": int(rows.size) for role, rows in split.positions.items()}
+    for model, baseline, encoder_seed, prediction in entries:
+        collector.add(
+            model=model,
+            baseline=baseline,
+            encoder_seed=encoder_seed,
+            setting=SETTING,
+            train_cohort=cohort,
+            test_cohort=cohort,
+            task=split.task,
+            run=0,
+            positions=split.positions["test"],
+            y_true=y_test,
+            y_pred=prediction,
+            label_names=split.classes,
+            n_train=sizes["n_train"],
+            n_val=sizes["n_val"],
+        )
+        score = score_label_set(y_test, prediction, split.classes, indices, settings.confidence)
+        score_rows.append(
+            {
+                "label_set": split.label_set,
+                "model": model,
+                "baseline": baseline,
+                "encoder_seed": encoder_seed,
+                "macro_auroc": score.macro_auroc,
+                "ci_low": score.ci_low,
+                "ci_high": score.ci_high,
+                "plus_minus": score.plus_minus,
+                "leaderboard": leaderboard_text(score.macro_auroc, score.plus_minus),
+                "confidence": score.confidence,
+                "n_resamples": score.n_resamples,
+                "n_classes": len(split.classes),
+                "n_scored": len(score.scored),
+                "skipped": " ".join(score.skipped),
+                **sizes,
+                "n_dropped": split.n_dropped,
+            }
+        )

@@ -21,6 +21,7 @@ def register(subparsers: Any) -> None:
             "with the benchmark's bootstrap interval. On the real PTB-XL the published "
             "results are printed beside CAPE's, labelled as literature values. Writes the "
             "protocols' tables plus benchmark.csv, classes.csv and literature.csv to --out. "
+            "With --predictions, a model's own fold-10 scores are scored the same way. "
             "See docs/ptbxl-benchmark.md."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -28,9 +29,20 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--features",
         action="append",
-        required=True,
+        default=[],
         metavar="MODEL[@SEED]=DIR",
         help="a model's features directory (repeatable; same MODEL = several encoder seeds)",
+    )
+    parser.add_argument(
+        "--predictions",
+        action="append",
+        default=[],
+        metavar="MODEL=FILE",
+        help="instead of features: a model's own fold-10 scores (csv/Parquet with record_id, "
+        "label_set, label, y_pred; repeatable); needs --store for the labels and folds",
+    )
+    parser.add_argument(
+        "--store", type=Path, help="with --predictions: the store holding the PTB-XL cohort"
     )
     parser.add_argument(
         "--baseline-untrained",
@@ -96,21 +108,9 @@ def _head_params(items: list[str]) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from cape.benchmark_ptbxl import (
-        LABEL_SETS,
-        BenchmarkSettings,
-        default_head,
-        read_statements,
-        run_benchmark,
-    )
-    from cape.benchmark_ptbxl.inputs import (
-        choose_cohort,
-        cohort_sources,
-        find_statements,
-        store_cohorts,
-    )
+    from cape.benchmark_ptbxl import LABEL_SETS, BenchmarkSettings, default_head
     from cape.benchmark_ptbxl.outputs import format_scores, write_benchmark
-    from cape.protocols import UNTRAINED, FeatureSpec, HeadSettings, load_feature_sets
+    from cape.protocols import HeadSettings
 
     if args.threads < 1:
         raise CapeError(f"--threads must be >= 1, got {args.threads}")
@@ -129,6 +129,28 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     settings.validate()
+    if bool(args.features or args.baseline_untrained) == bool(args.predictions):
+        raise CapeError("give --features (heads are trained) or --predictions (scored), not both")
+    if args.predictions:
+        result = _score_predictions(args, settings)
+    else:
+        result = _run_heads(args, settings)
+    out = write_benchmark(result, args.out)
+    print(format_scores(result))
+    print(f"results written to {out}")
+    return 0
+
+
+def _run_heads(args: argparse.Namespace, settings: Any) -> Any:
+    from cape.benchmark_ptbxl import read_statements, run_benchmark
+    from cape.benchmark_ptbxl.inputs import (
+        choose_cohort,
+        cohort_sources,
+        find_statements,
+        store_cohorts,
+    )
+    from cape.protocols import UNTRAINED, FeatureSpec, load_feature_sets
+
     specs = [FeatureSpec.parse(text) for text in args.features]
     specs += [
         FeatureSpec(UNTRAINED, path, encoder_seed=k, baseline=UNTRAINED)
@@ -139,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
     cohort = choose_cohort(index, args.cohort, header_cohorts)
     sources = cohort_sources(header_cohorts, cohort)
     statements = read_statements(find_statements(args.statements, sources))
-    result = run_benchmark(
+    return run_benchmark(
         feature_sets,
         index,
         statements,
@@ -148,7 +170,25 @@ def run(args: argparse.Namespace) -> int:
         sources=sources,
         progress=not args.no_progress,
     )
-    out = write_benchmark(result, args.out)
-    print(format_scores(result))
-    print(f"results written to {out}")
-    return 0
+
+
+def _score_predictions(args: argparse.Namespace, settings: Any) -> Any:
+    from cape.benchmark_ptbxl import read_statements
+    from cape.benchmark_ptbxl.inputs import (
+        choose_cohort,
+        cohort_sources,
+        find_statements,
+        store_cohorts,
+    )
+    from cape.benchmark_ptbxl.predictions import PredictionFile, score_predictions
+    from cape.store import CohortStore
+
+    if args.store is None:
+        raise CapeError("--predictions needs --store: the store with the PTB-XL cohort's labels")
+    store = CohortStore.open(args.store)
+    header_cohorts = store_cohorts({"store": str(args.store)})
+    cohort = choose_cohort(store.manifest, args.cohort, header_cohorts)
+    sources = cohort_sources(header_cohorts, cohort)
+    statements = read_statements(find_statements(args.statements, sources))
+    predictions = [PredictionFile.parse(text) for text in args.predictions]
+    return score_predictions(predictions, store.manifest, statements, cohort, settings, sources)
