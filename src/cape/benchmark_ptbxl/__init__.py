@@ -37,6 +37,7 @@ from cape.benchmark_ptbxl.literature import (
     literature_applies,
     literature_table,
 )
+from cape.benchmark_ptbxl.predictions import PredictionFile, read_predictions, score_predictions
 from cape.benchmark_ptbxl.scoring import (
     BENCHMARK_CONFIDENCE,
     BENCHMARK_RESAMPLES,
@@ -58,6 +59,7 @@ __all__ = [
     "BenchmarkSettings",
     "LabelSet",
     "LabelSetScore",
+    "PredictionFile",
     "Statements",
     "benchmark_resamples",
     "build_label_set",
@@ -67,9 +69,11 @@ __all__ = [
     "leaderboard_text",
     "literature_applies",
     "literature_table",
+    "read_predictions",
     "read_statements",
     "record_codes",
     "run_benchmark",
     "score_label_set",
+    "score_predictions",
     "statements_from_frame",
 ]
