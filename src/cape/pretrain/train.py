@@ -344,7 +344,7 @@ def _pretrain(
                 record.update(global_step=global_step, **window.summary())  # a collective
                 if info.is_main:
                     log.write(record)
-                    bar.set_postfix(loss=f"{record['loss']:.4f}")
+                    bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{lr:.1e}")
                     if writer is not None:
                         for key in (
                             "loss",

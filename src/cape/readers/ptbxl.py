@@ -98,8 +98,8 @@ class PTBXLReader(Reader):
             self.sampling_rate = -1
         if self.sampling_rate not in _FILENAME_COLUMN:
             raise CapeError(
-                f"ptbxl reader: option sampling_rate={options.get('sampling_rate')!r} "
-                "must be 500 or 100"
+                f"ptbxl reader: --sampling-rate (study option sampling_rate) "
+                f"{options.get('sampling_rate')!r} must be 500 or 100"
             )
         try:
             self.min_likelihood = float(options.get("min_likelihood", 0.0))
@@ -127,7 +127,8 @@ class PTBXLReader(Reader):
             other = 100 if self.sampling_rate == 500 else 500
             raise CapeError(
                 f"ptbxl reader: {records_folder} not found; for the "
-                f"{_RECORDS_FOLDER[other]} records pass sampling_rate={other}"
+                f"{_RECORDS_FOLDER[other]} records pass --sampling-rate {other} (study option "
+                f"sampling_rate: {other})"
             )
         self.filename_column = _FILENAME_COLUMN[self.sampling_rate]
         columns = set(pd.read_csv(self.database_path, nrows=0, encoding_errors="replace").columns)

@@ -115,7 +115,8 @@ class WFDBFolderReader(Reader):
         self.window_seconds: float | None = None if window is None else float(window)
         if self.window_seconds is not None and not self.window_seconds >= MIN_WINDOW_SECONDS:
             raise CapeError(
-                f"wfdb reader: option window_seconds={window!r} must be >= "
+                f"wfdb reader: --window-seconds (study option window_seconds) {window!r} "
+                "must be >= "
                 f"{MIN_WINDOW_SECONDS:g} (and the network needs 7 s windows)"
             )
         self.records_per_task = positive_int_option(
@@ -150,7 +151,7 @@ class WFDBFolderReader(Reader):
                 return self.source / name
         raise CapeError(
             f"wfdb reader: no metadata table in {self.source} (looked for "
-            f"{', '.join(DEFAULT_METADATA_FILES)}); pass the option metadata=PATH"
+            f"{', '.join(DEFAULT_METADATA_FILES)}); pass --metadata PATH (study option metadata: PATH)"
         )
 
     def _table_columns(self) -> list[str]:
@@ -170,7 +171,8 @@ class WFDBFolderReader(Reader):
         unknown = sorted(set(user_columns) - set(DEFAULT_COLUMNS))
         if unknown:
             raise CapeError(
-                f"wfdb reader: option columns has unknown field(s) {unknown}; "
+                f"wfdb reader: --map/--mapping (study option columns) has unknown field(s) "
+                f"{unknown}; "
                 f"known: {sorted(DEFAULT_COLUMNS)}"
             )
         present = set(self._table_columns())
@@ -195,7 +197,8 @@ class WFDBFolderReader(Reader):
                 raise CapeError(
                     f"wfdb reader: {self.metadata_path} has no {required} column "
                     f"(looked for {', '.join(candidates)}); name it with "
-                    f"columns={{'{required}': 'YOUR_COLUMN'}}"
+                    f"--map {required}=YOUR_COLUMN (study option columns: "
+                    f"{{{required}: YOUR_COLUMN}})"
                 )
         return resolved
 

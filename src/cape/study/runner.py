@@ -75,6 +75,7 @@ class StudyRunner:
     progress: bool = True
     results: dict[str, StageResult] = field(default_factory=dict)
     log: Callable[[str], None] = print
+    poll_seconds: float = 30.0  # progress lines of jobs in worker processes
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -128,13 +129,15 @@ class StudyRunner:
         stage_name: str,
         jobs: list[tuple[str, Path, Any, Callable[..., None], tuple[Any, ...]]],
         workers: int,
+        describe: Callable[[str, Path], str | None] | None = None,
     ) -> list[StageResult]:
         """Run independent cached stages, ``workers`` at a time in separate processes.
 
         Each job is ``(label, directory, inputs, function, args)``; the function is
         called as ``function(directory, resuming, *args)`` and must be picklable
         (a module-level function). With ``workers == 1`` everything runs in this
-        process, in order.
+        process, in order. With several workers, ``describe(label, directory)``
+        (if given) is polled every ``poll_seconds`` for a progress line per job.
         """
         results: dict[str, StageResult] = {}
         pending = []
@@ -156,14 +159,29 @@ class StudyRunner:
             from concurrent.futures import ProcessPoolExecutor, as_completed
 
             # spawn: a clean interpreter per worker (no forked torch thread pools).
+            from cape.study.progress import ProgressPoller
+
             context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            if describe is not None:
+                self.log(
+                    f"  {len(pending)} {stage_name} jobs, {workers} at a time; each job's "
+                    f"progress every {self.poll_seconds:g} s"
+                )
+            followed = [(label, directory) for label, directory, *_ in pending]
+            poller = ProgressPoller(
+                followed, describe or (lambda label, directory: None), self.log, self.poll_seconds
+            )
+            with (
+                ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool,
+                poller,
+            ):
                 futures = {
                     pool.submit(function, directory, resuming, *args): (label, directory, key)
                     for label, directory, key, resuming, function, args in pending
                 }
                 for future in as_completed(futures):
                     label, directory, key = futures[future]
+                    poller.finished.add(label)
                     if future.exception() is not None:
                         # Fail now, not after hours of queued jobs; they resume next time.
                         pool.shutdown(wait=False, cancel_futures=True)
@@ -201,7 +219,14 @@ class StudyRunner:
             )
 
             def run_one(config: StudyConfig, out: Path) -> Path:
-                return StudyRunner(config, out, self.force, self.progress, log=self.log).run()
+                return StudyRunner(
+                    config,
+                    out,
+                    self.force,
+                    self.progress,
+                    log=self.log,
+                    poll_seconds=self.poll_seconds,
+                ).run()
 
             return run_sweep(self, run_one)
         (self.out / "study.yaml").write_text(

@@ -201,7 +201,9 @@ def pretrain_stage(runner: StudyRunner, store: StageResult) -> list[PretrainedMo
             args = (values, label, str(store.directory), runner.progress and parallel == 1)
             jobs.append((label, directory, inputs, _pretrain_job, args))
             names.append((spec.name, seed, directory))
-    results = runner.stages_parallel("pretrain", jobs, parallel)
+    from cape.study.progress import pretrain_progress_line
+
+    results = runner.stages_parallel("pretrain", jobs, parallel, describe=pretrain_progress_line)
     models = [
         PretrainedModel(name, seed, directory, result)
         for (name, seed, directory), result in zip(names, results, strict=True)
