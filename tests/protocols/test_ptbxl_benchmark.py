@@ -297,6 +297,27 @@ def test_run_benchmark_uses_folds_and_drops_unlabelled_records(statements):
     assert result.literature.empty and "not PTB-XL's" not in result.literature_note
 
 
+def test_printed_table_labels_literature_values(statements):
+    """Catches literature values printed without their label, or on a simulated cohort."""
+    import dataclasses
+
+    from cape.benchmark_ptbxl.outputs import format_scores
+
+    sets, index, _ = synthetic_cohort(300)
+    settings = BenchmarkSettings(label_sets=("superdiagnostic",), n_resamples=10)
+    result = run_benchmark(sets, index, statements, "ptbxl", settings, progress=False)
+    text = format_scores(result)
+    assert "Literature values: the cohort has 300 records" in text
+    assert "0.928" not in text
+    real = dataclasses.replace(
+        result, literature=literature_table(), literature_note="real PTB-XL (test)"
+    )
+    text = format_scores(real)
+    assert "Literature values (Strodthoff et al." in text and "not CAPE results" in text
+    assert "xresnet1d101: superdiagnostic 0.928(05)" in text
+    assert "form" not in text.split("Literature values")[1].split("\n")[1]
+
+
 def test_missing_folds_and_empty_sets(statements):
     sets, index, _ = synthetic_cohort(200)
     with pytest.raises(CapeError, match="strat_fold"):
