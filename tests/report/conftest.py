@@ -10,6 +10,7 @@ import torch
 from .fakerun import build_run, write_pretraining, write_store, write_study_files
 
 TSNE_PER_COHORT = 40  # a few hundred points in all: seconds, not minutes
+MIN_CELL_N = 3
 
 
 @pytest.fixture(autouse=True)
@@ -30,7 +31,10 @@ def full_report(full_run: Path) -> Path:
     from cape.report import write_report
 
     out = full_run / "report"
-    write_report(full_run, out, tsne_per_cohort=TSNE_PER_COHORT, seed=0, svg=True)
+    # The fake cohorts are tiny: a low small-cell threshold keeps some age bins to draw.
+    write_report(
+        full_run, out, tsne_per_cohort=TSNE_PER_COHORT, seed=0, svg=True, min_cell_n=MIN_CELL_N
+    )
     return out
 
 

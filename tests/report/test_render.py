@@ -61,9 +61,10 @@ def test_checker_catches_external_references() -> None:
 
 def test_markdown(document: Document, tmp_path: Path) -> None:
     text = render_markdown(document, tmp_path)
-    assert "## First & <only>" in text
+    assert "## First \\& \\<only\\>" in text
     assert "![alt text](figures/line.png)" in text
     assert "| row | a\\|b |" in text
+    assert "plain \\<b\\>text\\</b\\>" in text
     assert "> **Note:** something is missing" in text
     assert "- **agrees**: claim one" in text
     assert "```\nkey: value\n```" in text

@@ -17,6 +17,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from cape.report.collect import FeatureDir
+from cape.report.figures import label
 
 logger = logging.getLogger(__name__)
 
@@ -87,19 +88,44 @@ def embed_tsne(feature_dir: FeatureDir, per_cohort: int, seed: int) -> Embedding
     return Embedding(feature_dir, coordinates, labels)
 
 
-def _category_colours(values: list[str], fixed: Mapping[str, str] | None) -> dict[str, str]:
+# One qualitative palette per panel, none shared with the cohorts' (Okabe-Ito), so that
+# "device A" never reads as "cohort A" or "ethnicity A". Set1 without its pale yellow.
+PANEL_PALETTES = {
+    "device": ("Dark2", 8, "tab20b"),
+    "ethnicity": ("Set1", 9, "tab20c"),
+}
+_SKIP = {"#ffff33"}  # Set1's yellow: invisible on white
+
+
+def category_colours(
+    values: list[str], column: str, fixed: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Colours of one panel's categories (``unknown`` in light grey).
+
+    The cohort panel takes the report's cohort colours (``fixed``); the device
+    and ethnicity panels each have their own palette (:data:`PANEL_PALETTES`).
+    """
     from matplotlib import colormaps
     from matplotlib.colors import to_hex
 
     if fixed is not None:
         return {v: fixed.get(v, "#8c8c8c") for v in values}
+    name, size, extra_name = PANEL_PALETTES.get(column, PANEL_PALETTES["device"])
     known = sorted(v for v in values if v != _UNKNOWN)
-    # Dark2 then tab20b: palettes unlike the cohorts', so "device A" never reads as "cohort A".
-    palette = [to_hex(colormaps["Dark2"](k)) for k in range(8)]
-    palette += [to_hex(colormaps["tab20b"](k % 20)) for k in range(max(0, len(known) - 8))]
+    palette = [to_hex(colormaps[name](k)) for k in range(size)]
+    palette = [c for c in palette if c not in _SKIP]
+    palette += [to_hex(colormaps[extra_name](k % 20)) for k in range(max(0, len(known) - 8))]
     colours = dict(zip(known, palette, strict=False))
     colours[_UNKNOWN] = "#d0d0d0"
     return colours
+
+
+def marker_size(n_points: int) -> float:
+    """Scatter marker area (points²): large enough to tell colours apart, small for many points.
+
+    ~20 for 1,000 points, 4 (the floor) from 5,000 on; 25 at most.
+    """
+    return float(np.clip(20_000 / max(n_points, 1), 4.0, 25.0))
 
 
 def tsne_figure(
@@ -117,22 +143,24 @@ def tsne_figure(
     figure = Figure(figsize=(4.3 * len(panels), 4.4), layout="constrained")
     axes = figure.subplots(1, len(panels), squeeze=False)[0]
     x, y = embedding.coordinates[:, 0], embedding.coordinates[:, 1]
-    size = float(np.clip(3000 / max(len(x), 1), 1.5, 12))
+    size = marker_size(len(x))
     for ax, column in zip(axes, panels, strict=True):
         values = embedding.labels[column].to_numpy()
         categories = sorted(set(values.tolist()), key=lambda v: (v == _UNKNOWN, v))
-        colours = _category_colours(categories, cohort_colours if column == "cohort" else None)
+        colours = category_colours(
+            categories, column, cohort_colours if column == "cohort" else None
+        )
         for category in categories:
             mask = values == category
-            label = category if len(categories) <= max_legend else None
             ax.scatter(
                 x[mask],
                 y[mask],
                 s=size,
                 color=colours[category],
-                label=label,
-                alpha=0.7,
+                label=label(category) if len(categories) <= max_legend else None,
+                alpha=0.75,
                 linewidths=0,
+                zorder=1 if category == _UNKNOWN else 2,  # unknowns never hide known points
             )
         ax.set_title(f"coloured by {column}")
         ax.set_xticks([])
@@ -140,11 +168,11 @@ def tsne_figure(
         ax.set_xlabel("t-SNE 1 (arbitrary units)")
         ax.set_ylabel("t-SNE 2 (arbitrary units)")
         if len(categories) <= max_legend:
-            ax.legend(fontsize=7, markerscale=max(1.0, 8 / size), loc="best", title=column)
+            ax.legend(fontsize=7, markerscale=max(1.0, 36 / size) ** 0.5, loc="best", title=column)
         else:
             ax.text(
                 0.01, 0.01, f"{len(categories)} {column} values", transform=ax.transAxes, fontsize=7
             )
-    heading = "\n".join([title, *number_lines])
+    heading = "\n".join([label(title), *(label(line) for line in number_lines)])
     figure.suptitle(heading, fontsize=10)
     return figure

@@ -45,6 +45,16 @@ _GREY = "#8c8c8c"
 DPI = 110
 
 
+def label(text: object) -> str:
+    """A user-given name (cohort, model, device) as plain figure text.
+
+    ``$`` would start matplotlib's mathtext (an odd one fails the whole figure)
+    and a leading ``_`` hides an artist from its legend.
+    """
+    text = str(text).replace("$", r"\$")
+    return " " + text if text.startswith("_") else text
+
+
 def _palette(n: int) -> list[str]:
     from matplotlib import colormaps
     from matplotlib.colors import to_hex
@@ -137,13 +147,13 @@ def composition_bars(
                 width,
                 yerr=np.nan_to_num(error),
                 capsize=2,
-                label=model,
+                label=label(model),
                 color=colours.get(model, _GREY),
                 edgecolor="white",
                 linewidth=0.5,
             )
         metric = str(rows["metric"].iloc[0])
-        ax.set_xticks(x, cohorts)
+        ax.set_xticks(x, [label(c) for c in cohorts])
         ax.set_xlabel("labelled cohort (head trained and tested here)")
         ax.set_ylabel("MAE (years)" if metric == "mae" else metric.replace("_", " ").upper())
         if metric != "mae":
@@ -181,7 +191,7 @@ def age_distribution(manifest: pd.DataFrame, colours: Mapping[str, str]) -> Figu
             histtype="step",
             linewidth=1.6,
             color=colours[cohort],
-            label=f"{cohort} (n = {ages.size:,})",
+            label=f"{label(cohort)} (n = {ages.size:,})",
         )
     hist.set_xlabel("age at recording (years)")
     hist.set_ylabel("density (fraction of ECGs per year)")
@@ -194,7 +204,7 @@ def age_distribution(manifest: pd.DataFrame, colours: Mapping[str, str]) -> Figu
         body.set_alpha(0.6)
     for key in ("cbars", "cmins", "cmaxes", "cmedians"):
         parts[key].set_color("#333333")
-    violin.set_xticks(np.arange(1, len(cohorts) + 1), cohorts)
+    violin.set_xticks(np.arange(1, len(cohorts) + 1), [label(c) for c in cohorts])
     violin.set_ylabel("age at recording (years)")
     violin.set_title("median and range")
     for ax in (hist, violin):
@@ -202,67 +212,133 @@ def age_distribution(manifest: pd.DataFrame, colours: Mapping[str, str]) -> Figu
     return figure
 
 
+def _bin_start(label: str) -> float:
+    return float(str(label).split("-")[0].rstrip("+"))
+
+
+def _age_bin_errors(result: ProtocolResult, models: Sequence[str]) -> pd.DataFrame:
+    """Per head (model, encoder seed, run), test cohort and age bin: ``mae`` and ``n``.
+
+    Read from the protocol's subgroup table (the bins of the report's subgroup
+    table, top-coded ages in ``90+``); from the saved predictions, binned by
+    10 years, when a run saved no subgroup table.
+    """
+    from cape.diagnostics import age_bins
+
+    wanted = [*models, MEAN_PREDICTOR]
+    settings = ["source", "out-of-distribution"]
+    table = result.subgroups
+    if table is not None and len(table) and (table["variable"] == "age_bin").any():
+        rows = table[
+            (table["variable"] == "age_bin")
+            & (table["task"] == "age")
+            & table["setting"].isin(settings)
+            & table["model"].isin(wanted)
+        ]
+        return pd.DataFrame(
+            {
+                "model": rows["model"].astype(str),
+                "encoder_seed": rows["encoder_seed"],
+                "run": rows["run"],
+                "setting": rows["setting"].astype(str),
+                "cohort": rows["test_cohort"].astype(str),
+                "bin": rows["group"].astype(str),
+                "mae": rows["value"].astype(float),
+                "n": rows["n"].astype(float),
+            }
+        )
+    predictions = result.predictions
+    if predictions.empty:
+        return pd.DataFrame()
+    rows = predictions[
+        (predictions["task"] == "age")
+        & predictions["setting"].isin(settings)
+        & predictions["model"].isin(wanted)
+    ]
+    if rows.empty:
+        return pd.DataFrame()
+    rows = rows.assign(
+        error=(rows["y_pred"] - rows["y_true"]).abs(),
+        bin=age_bins(rows["y_true"].to_numpy(), 10).astype(str),
+        cohort=rows["cohort"].astype(str),
+    )
+    keys = ["model", "encoder_seed", "run", "setting", "cohort", "bin"]
+    grouped = rows.groupby(keys, observed=True)["error"]
+    return grouped.agg(mae="mean", n="size").reset_index()
+
+
 def mae_per_age_bin(
     result: ProtocolResult,
     models: Sequence[str],
     colours: Mapping[str, str],
     cohort_colours: Mapping[str, str],
-    width_years: int = 10,
-) -> Figure | None:
-    """OOD age MAE per age bin (Fig. 5, right), from the saved predictions.
+    min_n: int = 1,
+) -> tuple[Figure | None, list[str]]:
+    """OOD age MAE per 10-year age bin (Fig. 5, right), with the ECGs in each bin.
 
     Each head's (model, encoder seed, run) MAE per bin is averaged over heads;
     error bars are the SE across heads. One panel per test cohort (its own
-    test split for the training cohort, the OOD test ECGs for the others).
-    """
-    from cape.diagnostics import age_bins
+    test split for the training cohort, the OOD test ECGs for the others); the
+    tick labels give n, the test ECGs per head in the bin. Bins with fewer than
+    ``min_n`` ECGs are left out, as in the subgroup table, and a cohort left
+    with no bin gets no panel. The legend sits outside the panels.
 
-    predictions = result.predictions
-    if predictions.empty:
-        return None
-    rows = predictions[
-        (predictions["task"] == "age")
-        & predictions["setting"].isin(["source", "out-of-distribution"])
-        & predictions["model"].isin([*models, MEAN_PREDICTOR])
-    ]
-    if rows.empty:
-        return None
-    rows = rows.assign(
-        error=(rows["y_pred"] - rows["y_true"]).abs(),
-        bin=age_bins(rows["y_true"].to_numpy(), width_years).astype(str),
-    )
-    cohorts = sorted(rows["cohort"].astype(str).unique())
-    figure, axes = _new(len(cohorts), width=4.4)
-    keys = ["model", "encoder_seed", "run", "bin"]
-    for ax, cohort in zip(axes, cohorts, strict=True):
-        cell = rows[rows["cohort"] == cohort]
-        per_head = cell.groupby(keys, observed=True)["error"].mean().reset_index()
-        order = sorted(per_head["bin"].unique(), key=lambda b: float(b.split("-")[0].rstrip("+")))
-        x = np.arange(len(order))
-        for model in [m for m in [*models, MEAN_PREDICTOR] if (per_head["model"] == m).any()]:
-            grouped = per_head[per_head["model"] == model].groupby("bin")["error"]
-            mean = grouped.mean().reindex(order)
-            se = (grouped.std(ddof=1) / np.sqrt(grouped.count())).reindex(order).fillna(0.0)
-            ax.errorbar(
+    Returns:
+        ``(figure or None, cohorts left without a panel)``.
+    """
+    errors = _age_bin_errors(result, models)
+    if errors.empty:
+        return None, []
+    errors = errors[errors["mae"].notna()]
+    counts = errors.groupby(["cohort", "bin"])["n"].median()
+    kept = counts[counts >= min_n]
+    cohorts = sorted(errors["cohort"].unique())
+    shown = [c for c in cohorts if c in kept.index.get_level_values("cohort")]
+    dropped = [c for c in cohorts if c not in shown]
+    if not shown:
+        return None, dropped
+    figure, axes = _new(len(shown), width=4.4)
+    handles: dict[str, Any] = {}
+    for ax, cohort in zip(axes, shown, strict=True):
+        # Every bin of the cohort keeps its place; suppressed ones stay empty (the lines
+        # break there rather than join bins that are not neighbours).
+        bins = sorted(counts.loc[cohort].index, key=_bin_start)
+        small = {b for b in bins if (cohort, b) not in kept.index}
+        cell = errors[(errors["cohort"] == cohort) & ~errors["bin"].isin(small)]
+        x = np.arange(len(bins))
+        for model in [m for m in [*models, MEAN_PREDICTOR] if (cell["model"] == m).any()]:
+            grouped = cell[cell["model"] == model].groupby("bin")["mae"]
+            mean = grouped.mean().reindex(bins)
+            se = (grouped.std(ddof=1) / np.sqrt(grouped.count())).reindex(bins).fillna(0.0)
+            handles[model] = ax.errorbar(
                 x,
                 mean,
                 yerr=se,
                 marker="o",
-                markersize=3,
+                markersize=4,
                 capsize=2,
-                label=model,
                 color=colours.get(model, _GREY),
                 linestyle="--" if model == MEAN_PREDICTOR else "-",
             )
-        ax.set_xticks(x, order, rotation=45)
-        ax.set_xlabel("true age (years)")
+        labels = [
+            f"{label(b)}\n" + (f"n<{min_n}" if b in small else f"n={int(kept.loc[(cohort, b)])}")
+            for b in bins
+        ]
+        ax.set_xticks(x, labels, fontsize=8)
+        ax.set_xlabel("true age (years); n: test ECGs per head")
         ax.set_ylabel("MAE (years)")
-        setting = "source" if (cell["setting"] == "source").any() else "out-of-distribution"
-        title = f"{cohort} ({'training cohort' if setting == 'source' else 'OOD'})"
+        source = (cell["setting"] == "source").any()
+        title = f"{label(cohort)} ({'training cohort' if source else 'OOD'})"
         ax.set_title(title, color=cohort_colours.get(cohort, "black"))
         ax.grid(alpha=0.3)
-    axes[-1].legend(fontsize=8, title="features")
-    return figure
+    figure.legend(
+        list(handles.values()),
+        [label(m) for m in handles],
+        title="features",
+        fontsize=8,
+        loc="outside right upper",
+    )
+    return figure, dropped
 
 
 # ------------------------------------------------------------------------- pretraining
@@ -308,7 +384,7 @@ def pretraining_curves(
         ax.set_xlabel("training step (optimizer updates)")
         ax.set_ylabel("contrastive loss (InfoNCE, nats)")
         batching = seeds[0].batching if seeds else None
-        ax.set_title(f"{model}" + (f" (batching: {batching})" if batching else ""))
+        ax.set_title(label(model) + (f" (batching: {label(batching)})" if batching else ""))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, title="epoch means")
     return figure

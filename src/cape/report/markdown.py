@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from cape.report.document import (
@@ -14,10 +15,27 @@ from cape.report.document import (
     TableBlock,
 )
 
+# Characters that would start markup, a link, an HTML tag or entity, or end a table cell.
+_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~&])")
+
+
+def escape(value: object) -> str:
+    """Text as literal Markdown: markup characters backslash-escaped, lines joined.
+
+    Cohort, model and study names come from users: ``<script>`` must stay text,
+    ``a|b`` must not split a table cell, and a newline must not start a heading.
+    """
+    return _SPECIAL.sub(r"\\\1", str(value).replace("\r", " ").replace("\n", " "))
+
 
 def _cell(value: object) -> str:
-    # A pipe inside a cell would end it; newlines would end the row.
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    return escape(value)
+
+
+def _fence(text: str) -> str:
+    """A code fence longer than any run of backticks in ``text``."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
 
 
 def table_markdown(block: TableBlock) -> str:
@@ -28,40 +46,42 @@ def table_markdown(block: TableBlock) -> str:
     rows = [
         "| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.itertuples(index=False)
     ]
-    caption = f"**{block.caption}**\n\n" if block.caption else ""
+    caption = f"**{escape(block.caption)}**\n\n" if block.caption else ""
     return caption + "\n".join([header, rule, *rows])
 
 
 def block_markdown(block: Block, base: Path) -> str:
     """One block as Markdown; figure links are relative to ``base`` (the report folder)."""
     if isinstance(block, Paragraph):
-        return f"> **Note:** {block.text}" if block.note else block.text
+        return f"> **Note:** {escape(block.text)}" if block.note else escape(block.text)
     if isinstance(block, BulletList):
         verdicts = block.verdicts or [""] * len(block.items)
         return "\n".join(
-            f"- **{v}**: {item}" if v else f"- {item}"
+            f"- **{escape(v)}**: {escape(item)}" if v else f"- {escape(item)}"
             for item, v in zip(block.items, verdicts, strict=True)
         )
     if isinstance(block, TableBlock):
         return table_markdown(block)
     if isinstance(block, FigureBlock):
+        # File names are made portable by ReportContext.figure: no escaping needed.
         relative = block.path.relative_to(base).as_posix()
-        return f"![{block.alt}]({relative})\n\n*{block.caption}*"
+        return f"![{escape(block.alt)}]({relative})\n\n*{escape(block.caption)}*"
     if isinstance(block, CodeBlock):
-        caption = f"**{block.caption}**\n\n" if block.caption else ""
-        return f"{caption}```\n{block.text.rstrip()}\n```"
+        caption = f"**{escape(block.caption)}**\n\n" if block.caption else ""
+        fence = _fence(block.text)
+        return f"{caption}{fence}\n{block.text.rstrip()}\n{fence}"
     raise TypeError(f"unknown report block {type(block).__name__}")
 
 
 def render_markdown(document: Document, base: Path) -> str:
     """The whole document as Markdown."""
-    parts = [f"# {document.title}", document.subtitle]
+    parts = [f"# {escape(document.title)}", escape(document.subtitle)]
     parts += [
         "## Contents",
-        "\n".join(f"{k}. {s.title}" for k, s in enumerate(document.sections, 1)),
+        "\n".join(f"{k}. {escape(s.title)}" for k, s in enumerate(document.sections, 1)),
     ]
     for section in document.sections:
-        parts.append(f"## {section.title}")
+        parts.append(f"## {escape(section.title)}")
         parts += [block_markdown(b, base) for b in section.blocks]
     return "\n\n".join(parts) + "\n"
 

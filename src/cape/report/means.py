@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from cape.protocols.aggregates import across_cohorts
 from cape.protocols.featuresets import MEAN_PREDICTOR
 from cape.protocols.results import ProtocolResult
+from cape.report.figures import label
 from cape.report.tables import DIGITS, fmt, fmt_p, mean_se
 
 MEAN_ROW = "mean over the external cohorts"
@@ -98,7 +99,7 @@ def composition_mean_figure(
             capsize=3,
             color=[colours.get(m, "#8c8c8c") for m in models],
         )
-        ax.set_xticks(x, models, rotation=30, ha="right")
+        ax.set_xticks(x, [label(m) for m in models], rotation=30, ha="right")
         metric = str(rows["metric"].iloc[0])
         ax.set_ylabel("MAE (years)" if metric == "mae" else metric.replace("_", " ").upper())
         p_values = rows["p_value"].dropna()

@@ -15,6 +15,7 @@ from cape.report.collect import FeatureDir, for_training_cohort, training_cohort
 from cape.report.context import ReportContext
 from cape.report.document import BulletList, Paragraph, Section, TableBlock
 from cape.report.embedding import embed_tsne, tsne_figure
+from cape.report.sanity import SIGNAL_EXPLAINED, SIGNAL_REFERENCE
 
 logger = logging.getLogger(__name__)
 
@@ -123,13 +124,29 @@ def ood_section(context: ReportContext) -> Section:
                 )
     models = [m for m in context.data.model_order() if (result.summary["model"] == m).any()]
     models += sorted(set(result.summary.loc[result.summary["baseline"] == "untrained", "model"]))
+    min_n = context.settings.min_cell_n
     for train in trains:
-        figure = figures.mae_per_age_bin(
+        figure, dropped = figures.mae_per_age_bin(
             for_training_cohort(result, train),
             models,
             context.model_colours,
             context.cohort_colours,
+            min_n,
         )
+        left_out = (
+            f" {', '.join(dropped)}: no age bin with {min_n} or more test ECGs, no panel."
+            if dropped
+            else ""
+        )
+        if figure is None and dropped:
+            section.add(
+                Paragraph(
+                    f"MAE per age bin, heads trained on {train}: no age bin of any cohort "
+                    f"holds {min_n} or more test ECGs per head (report.min_cell_n), so the "
+                    "figure is left out."
+                )
+            )
+            continue
         if figure is None:
             section.note(
                 f"No saved age predictions of heads trained on {train}: MAE per age bin skipped."
@@ -140,7 +157,9 @@ def ood_section(context: ReportContext) -> Section:
                 figure,
                 "mae_per_age_bin" + (f"_{train}" if len(trains) > 1 else ""),
                 f"Age MAE per 10-year bin of true age (Fig. 5), heads trained on {train}; mean "
-                "over heads (encoder seeds × runs), error bars SE across heads.",
+                "over heads (encoder seeds × runs), error bars SE across heads; n under each "
+                f"bin is its test ECGs per head. Bins with fewer than {min_n} ECGs are left "
+                "out, as in the subgroup table." + left_out,
                 "MAE per age bin",
             )
         )
@@ -263,6 +282,12 @@ def embeddings_section(context: ReportContext) -> Section:
                 retrieval.retrieval_caption(data.retrieval),
             )
         )
+    has_signal = any(
+        table is not None and len(table) and (table["model"] == SIGNAL_REFERENCE).any()
+        for table in (data.identifiability, data.retrieval)
+    )
+    if has_signal:
+        section.add(Paragraph(f"The {SIGNAL_EXPLAINED}."))
     chosen = _first_seeds(context)
     if not chosen:
         return section.note("No features (features/) in this run directory: t-SNE skipped.")
@@ -314,16 +339,35 @@ def diagnostics_section(context: ReportContext) -> Section:
     models += sorted(set(result.summary.loc[result.summary["baseline"] == "untrained", "model"]))
     if not models:
         models = sorted(set(result.summary["model"]) - {"mean-predictor"})
-    subgroups = tables.subgroup_summary(result, models)
-    if subgroups.empty:
-        section.note("No subgroup metrics were saved.")
+    subgroups = tables.subgroup_summary(result, models, context.settings.min_cell_n)
+    small = (
+        f"{subgroups.suppressed} subgroup rows with fewer than {subgroups.min_n} test ECGs per "
+        "head are suppressed (report.min_cell_n): a metric on so few ECGs says little and can "
+        "point at few patients."
+    )
+    if subgroups.table.empty:
+        if subgroups.suppressed:
+            section.add(Paragraph(small))
+        else:
+            section.note("No subgroup metrics were saved.")
     else:
-        counts = np.unique(subgroups.index.get_level_values("variable"))
+        variables = np.unique(subgroups.table.index.get_level_values("variable"))
         section.add(
             TableBlock(
-                subgroups,
-                "Out-of-distribution metric per subgroup (" + ", ".join(counts) + "), mean "
-                "over encoder seeds and runs; ECGs: median test ECGs per head",
+                subgroups.table,
+                "Out-of-distribution metric per subgroup (" + ", ".join(variables) + "), mean "
+                "over encoder seeds and runs; n: test ECGs per head in the group (median over "
+                "heads)",
             )
         )
+        if subgroups.suppressed:
+            section.add(Paragraph(small))
+        if subgroups.omitted:
+            section.add(
+                Paragraph(
+                    f"{subgroups.omitted} further subgroup rows are not shown (the table stops "
+                    f"at {len(subgroups.table)} rows); they are in "
+                    "evaluation/ood/subgroups.parquet."
+                )
+            )
     return section

@@ -61,6 +61,8 @@ def claims_section(context: ReportContext) -> Section:
         )
     )
     section.add(BulletList(sanity.sanity_lines(checks), [c.status for c in checks]))
+    if any(c.check == "signal" and c.status != sanity.NOT_MEASURED for c in checks):
+        section.add(Paragraph(f"The {sanity.SIGNAL_EXPLAINED}."))
     if not power.empty:
         section.add(
             TableBlock(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ from cape.protocols.featuresets import MEAN_PREDICTOR, UNTRAINED
 from cape.protocols.results import ProtocolResult
 from cape.report.claims import format_p
 from cape.report.collect import PretrainRun
+from cape.report.settings import DEFAULT_MIN_CELL_N
 
 DIGITS = {"mae": 2, "auroc": 3, "macro_auroc": 3}
 METRIC_NAMES = {"mae": "MAE (years)", "auroc": "AUROC", "macro_auroc": "macro AUROC"}
@@ -56,6 +58,15 @@ def spread(median: Any, low: Any, high: Any, digits: int) -> str:
 
 
 # ------------------------------------------------------------------- cohort characteristics
+def median_iqr(values: pd.Series, digits: int) -> str:
+    """``median [Q1–Q3]`` of the known values: Table 1's one statistic for every number."""
+    known = pd.to_numeric(values, errors="coerce").dropna()
+    if known.empty:
+        return "–"
+    q1, median, q3 = known.quantile([0.25, 0.5, 0.75]).to_numpy()
+    return f"{median:.{digits}f} [{q1:.{digits}f}–{q3:.{digits}f}]"
+
+
 def _counts_text(text: Any, limit: int = 6) -> str:
     if not isinstance(text, str) or not text:
         return "–"
@@ -69,19 +80,19 @@ def cohort_table(manifest: pd.DataFrame) -> pd.DataFrame:
     from cape.describe import describe_cohorts
 
     described = describe_cohorts(manifest)
+    cohort_of = manifest["cohort"].astype(str)
+    per_patient = manifest.groupby([cohort_of, manifest["patient_id"].astype(str)]).size()
+    ages = pd.to_numeric(manifest["age"], errors="coerce") if "age" in manifest else None
     rows: dict[str, dict[str, str]] = {}
     for cohort, row in described.iterrows():
         column: dict[str, str] = {
             "patients": f"{int(row['patients']):,}",
             "ECGs": f"{int(row['ecgs']):,}",
-            "ECGs per patient, mean (median)": f"{row['ecgs_per_patient_mean']:.2f} "
-            f"({row['ecgs_per_patient_median']:.0f})",
+            "ECGs per patient, median [IQR]": median_iqr(per_patient.loc[str(cohort)], 1),
             "patients with ≥ 2 ECGs": f"{int(row['patients_with_2plus_ecgs']):,}",
         }
-        if "age_mean" in row and pd.notna(row.get("age_mean")):
-            column["age (years), mean [IQR]"] = (
-                f"{row['age_mean']:.1f} [{row['age_q1']:.1f}–{row['age_q3']:.1f}]"
-            )
+        if ages is not None and ages[cohort_of == str(cohort)].notna().any():
+            column["age (years), median [IQR]"] = median_iqr(ages[cohort_of == str(cohort)], 1)
             column["age missing (ECGs)"] = f"{int(row.get('age_missing', 0)):,}"
             if pd.notna(row.get("age_topcoded")):
                 column["age top-coded (ECGs)"] = f"{int(row['age_topcoded']):,}"
@@ -254,29 +265,63 @@ def shift_summary(result: ProtocolResult) -> pd.DataFrame:
     return frame.drop(columns=[] if len(index) == 3 else ["trained on"]).set_index(index)
 
 
+@dataclass
+class SubgroupRows:
+    """The subgroup table and what was left out of it.
+
+    Attributes:
+        table: one row per (task, test cohort, variable, group) with ``n`` and
+            each model's metric (display strings).
+        suppressed: rows left out because fewer than ``min_n`` test ECGs per head
+            fell in the group.
+        omitted: rows beyond ``max_rows`` (after suppression).
+        min_n: the threshold used.
+    """
+
+    table: pd.DataFrame
+    suppressed: int = 0
+    omitted: int = 0
+    min_n: int = DEFAULT_MIN_CELL_N
+
+
 def subgroup_summary(
-    result: ProtocolResult, models: Sequence[str], max_rows: int = 80
-) -> pd.DataFrame:
-    """OOD metric per subgroup (sex, age bin, ethnicity, device): mean over seeds and runs."""
+    result: ProtocolResult,
+    models: Sequence[str],
+    min_n: int = DEFAULT_MIN_CELL_N,
+    max_rows: int = 80,
+) -> SubgroupRows:
+    """OOD metric per subgroup (sex, age bin, ethnicity, device): mean over seeds and runs.
+
+    ``n`` is the median number of test ECGs per head in the group (the same
+    target ECGs for every head of a cohort). Groups with ``n < min_n`` are
+    suppressed: a metric on a handful of ECGs says little and can point at few
+    patients.
+    """
     table = result.subgroups
     if table is None or table.empty:
-        return pd.DataFrame()
+        return SubgroupRows(pd.DataFrame(), min_n=min_n)
     table = table[
         (table["setting"] == "out-of-distribution")
         & table["model"].isin(models)
         & (table["variable"] != "all")
     ]
     if table.empty:
-        return pd.DataFrame()
+        return SubgroupRows(pd.DataFrame(), min_n=min_n)
     several = table["train_cohort"].nunique() > 1
     keys = ["train_cohort"] * several + ["task", "test_cohort", "variable", "group"]
     means = table.groupby([*keys, "model"], sort=True, observed=True)["value"].mean()
     counts = table.groupby(keys, sort=True, observed=True)["n"].median()
     metric_of = table.groupby("task", observed=True)["metric"].first().to_dict()
     wide = means.unstack("model")
-    wide = wide[[m for m in models if m in wide.columns]].dropna(how="all")
+    wide = wide[[m for m in models if m in wide.columns]]
+    n = counts.reindex(wide.index)
+    small = (n < min_n) | n.isna()
+    suppressed = int(small.sum())
+    wide = wide[~small.to_numpy()].dropna(how="all")
+    omitted = max(0, len(wide) - max_rows)
+    wide = wide.head(max_rows)
     out = pd.DataFrame(index=wide.index)
-    out["ECGs"] = counts.reindex(wide.index).map(lambda v: fmt(v, 0))
+    out["n"] = counts.reindex(wide.index).map(lambda v: fmt(v, 0))
     tasks = wide.index.get_level_values("task")
     for model in wide.columns:
         out[model] = [
@@ -285,8 +330,9 @@ def subgroup_summary(
         ]
     names = ["trained on"] * several + ["task", "test cohort", "variable", "group"]
     out.index = out.index.set_names(names)
-    out = out.rename(index={"age_bin": "age bin"}, level="variable")
-    return out.head(max_rows)
+    if len(out):
+        out = out.rename(index={"age_bin": "age bin"}, level="variable")
+    return SubgroupRows(out, suppressed, omitted, min_n)
 
 
 # ----------------------------------------------------------------------- composition
