@@ -90,3 +90,12 @@ def tiny_settings(out_dir: Path, store: Path) -> list[str]:
         "log_every_steps=2",
         "standardise_samples=32",
     ]
+
+
+def free_port() -> int:
+    """A port that was free a moment ago (racy by nature; the DDP test is marked slow)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -210,7 +210,9 @@ def test_a_cohort_without_a_validation_split_is_named(
 
 
 def test_existing_run_needs_resume(store: CohortStore, tmp_path: Path, capsys) -> None:
-    args = finetune_args(store, tmp_path / "run", "sex", "--from-scratch", "--epochs", "1")
+    args = finetune_args(
+        store, tmp_path / "run", "sex", "--from-scratch", "--preset", "small", "--epochs", "1"
+    )
     assert main(args) == 0
     capsys.readouterr()
     assert main(args) == 1

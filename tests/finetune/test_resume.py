@@ -23,7 +23,11 @@ class Killed(Exception):
     pass
 
 
-@pytest.mark.parametrize("mid_epoch", [False, True], ids=["after-epoch-1", "mid-epoch-2"])
+@pytest.mark.parametrize(
+    "mid_epoch",
+    [False, pytest.param(True, marks=pytest.mark.slow)],
+    ids=["after-epoch-1", "mid-epoch-2"],
+)
 def test_resume_after_a_kill_is_bit_equal(
     store: CohortStore, encoder_file: Path, tmp_path: Path, mid_epoch: bool
 ) -> None:

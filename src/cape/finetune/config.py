@@ -113,6 +113,12 @@ class FinetuneConfig(BaseModel):
         "(as the frozen-feature heads do) before the head",
     )
     standardise_samples: int = Field(default=1024, ge=2, description="ECGs for those statistics")
+    standardise_floor: float = Field(
+        default=0.1,
+        ge=0.0,
+        description="std floor, a fraction of the median feature std: a nearly constant unit "
+        "divided by its tiny std would turn any change of the encoder into a huge input",
+    )
     # -- optimisation
     epochs: int = Field(default=30, ge=1)
     probe_epochs: int = Field(

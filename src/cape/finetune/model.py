@@ -117,11 +117,17 @@ class FinetuneModel(nn.Module):
         self.target_mean.fill_(float(np.mean(targets)))
         self.target_scale.fill_(std)
 
-    def set_feature_scaling(self, features: np.ndarray) -> None:
-        """Fix the feature standardisation from ``(n, d)`` features (floored std, as the heads)."""
+    def set_feature_scaling(self, features: np.ndarray, relative_floor: float = 0.1) -> None:
+        """Fix the feature standardisation from ``(n, d)`` features.
+
+        The std is floored at ``relative_floor`` times the median std
+        (:func:`cape.heads.scaling.floored_std`): end to end, the encoder moves, and
+        a unit nearly constant at the start, divided by its tiny std, would blow the
+        head's input (and the loss) up.
+        """
         features = np.asarray(features, dtype=np.float64)
         mean = features.mean(axis=0)
-        scale = floored_std(features.std(axis=0), relative_floor=0.0)
+        scale = floored_std(features.std(axis=0), relative_floor=relative_floor)
         self.feature_mean.copy_(torch.from_numpy(mean))
         self.feature_scale.copy_(torch.from_numpy(scale))
 

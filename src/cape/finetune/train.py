@@ -326,7 +326,7 @@ def _run(
             features = window_features(
                 model, store, np.sort(train_records[picks]), window, **eval_settings
             )
-            model.set_feature_scaling(features)
+            model.set_feature_scaling(features, config.standardise_floor)
         _seed_dropout(config.seed, info.rank)
 
     train_model: torch.nn.Module = model
@@ -449,10 +449,15 @@ def _run(
         bar.close()
 
         # -- validation, early stopping, checkpoint
+        train_loss = float(dist.all_reduce_mean(loss_sum).item()) / max(steps, 1)
+        if not np.isfinite(train_loss):
+            raise CapeError(
+                f"training diverged in epoch {epoch + 1} (mean loss {train_loss}); lower lr "
+                f"({config.lr}) or encoder_lr ({config.encoder_lr})"
+            )
         _broadcast_buffers(model)
         val_pred = predict(model, store, selection.records["val"], window, **eval_settings)
         val_score = score(selection, selection.targets["val"], val_pred)
-        train_loss = float(dist.all_reduce_mean(loss_sum).item()) / max(steps, 1)
         improved = bool(np.isfinite(val_score)) and (
             early["best_score"] is None
             or sign * val_score > sign * early["best_score"] + config.min_delta
