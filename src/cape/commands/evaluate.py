@@ -183,6 +183,30 @@ def head_params(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
+def check_head_params(kind: str, params: dict[str, Any], tasks: list[str]) -> None:
+    """Build each task's head once with ``params``, so a misspelt parameter fails now.
+
+    Raises:
+        CapeError: a parameter the head does not take, with a did-you-mean.
+    """
+    import inspect
+
+    from cape.errors import did_you_mean
+    from cape.heads import make_head
+    from cape.protocols.tasks import TASKS
+
+    for task in tasks:
+        if task not in TASKS:
+            continue  # ProtocolSettings names unknown tasks
+        head_kind = TASKS[task].kind
+        accepted = set(inspect.signature(type(make_head(head_kind, kind)).__init__).parameters)
+        accepted -= {"self", "task", "seed"}
+        for name in params:
+            if name not in accepted:
+                hint = did_you_mean(name, accepted) or f" (it takes: {', '.join(sorted(accepted))})"
+                raise CapeError(f"{kind} head ({task}): unknown parameter {name!r}{hint}")
+
+
 def _cell(row: pd.Series) -> str:
     # AUROCs live in [0.5, 1] where the third decimal matters; MAEs are years.
     digits = 3 if "auroc" in str(row["metric"]) else 2
@@ -276,6 +300,8 @@ def run(args: argparse.Namespace) -> int:
     )
 
     torch.set_num_threads(args.threads)
+    params = head_params(args)
+    check_head_params(args.head, {k: v for k, v in params.items() if k != "seed"}, args.tasks)
     settings = ProtocolSettings.for_protocol(
         args.protocol,
         tasks=tuple(args.tasks),
@@ -285,7 +311,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         head=HeadSettings(
             kind=args.head,
-            params=head_params(args),
+            params=params,
             std_floor=args.std_floor,
             age_target=args.age_target,
             hidden_grid=tuple(args.hidden_grid) if args.hidden_grid else None,

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cape.commands._options import positive_int
-from cape.errors import CapeError
+from cape.errors import CapeError, did_you_mean
 
 FORMATS = ("ptbxl", "code15", "wfdb", "dicom", "muse")
 
@@ -108,11 +108,17 @@ def qc_config(args: argparse.Namespace) -> Any:
     """
     from cape.qc import QCConfig
 
+    known = set(QCConfig.__dataclass_fields__)
     overrides: dict[str, str] = {}
     for item in args.qc:
         if "=" not in item:
             raise CapeError(f"--qc {item!r}: expected NAME=VALUE")
         key, value = item.split("=", 1)
+        if key.strip() not in known:
+            raise CapeError(
+                f"--qc {item!r}: unknown QC setting {key.strip()!r}"
+                f"{did_you_mean(key.strip(), known)} (all of them: docs/data-contract.md)"
+            )
         overrides[key.strip()] = value.strip()
     try:
         return QCConfig.from_overrides(overrides)

@@ -34,10 +34,11 @@ def run(args: argparse.Namespace) -> int:
     from cape.pretrain.config import PRESET_NAMES, load_config
 
     sources = [args.config] if args.config else list(PRESET_NAMES)
+    # Every config first: a bad one fails before the table starts.
+    configs = [load_config(source, args.overrides) for source in sources]
     header = f"{'model':<12}{'encoder':>12}{'head':>10}{'GFLOP/view':>12}{'GFLOP/pair step':>17}  last map"
     print(header)
-    for source in sources:
-        config = load_config(source, args.overrides)
+    for source, config in zip(sources, configs, strict=True):
         info = describe_model(
             config.encoder_spec(), config.model.projection_hidden_dim, config.model.projection_dim
         )

@@ -288,6 +288,7 @@ def read_config_file(path_or_preset: str | Path) -> tuple[dict[str, Any], str]:
     else:
         raise CapeError(
             f"config {path_or_preset!s} is neither a file nor a preset ({', '.join(PRESET_NAMES)})"
+            f"{did_you_mean(path_or_preset, PRESET_NAMES)}"
         )
     try:
         values = yaml.safe_load(text) or {}

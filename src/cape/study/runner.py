@@ -37,7 +37,7 @@ from typing import Any
 import yaml
 
 import cape
-from cape.errors import CapeError
+from cape.errors import CapeError, did_you_mean
 from cape.markers import MARKER
 from cape.study.config import StudyConfig
 
@@ -81,8 +81,10 @@ class StudyRunner:
         self.out = Path(self.out)
         unknown = self.force - set(STAGES)
         if unknown:
+            first = sorted(unknown)[0]
             raise CapeError(
-                f"--force {sorted(unknown)}: unknown stage (stages: {', '.join(STAGES)})"
+                f"--force {first}: unknown stage{did_you_mean(first, STAGES)} "
+                f"(stages: {', '.join(STAGES)})"
             )
 
     # -- caching ------------------------------------------------------------------------
