@@ -40,9 +40,11 @@ def run(args: argparse.Namespace) -> int:
     with pd.option_context("display.max_columns", None, "display.width", 200):
         print(table.T.to_string(float_format=lambda v: f"{v:.1f}"))
     if args.csv:
+        args.csv.parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(args.csv)
         print(f"wrote {args.csv}")
     if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(to_markdown(table) + "\n")
         print(f"wrote {args.markdown}")
     if args.quarantine:

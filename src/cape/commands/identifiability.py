@@ -12,6 +12,7 @@ from cape.commands._options import (
     add_cohort_option,
     add_split_option,
     int_at_least,
+    non_negative_int,
     positive_int,
 )
 from cape.errors import CapeError
@@ -48,7 +49,9 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--folds", type=int_at_least(2), default=5, help="cross-validation folds")
     parser.add_argument("--bootstrap", type=positive_int, default=1000, help="bootstrap resamples")
-    parser.add_argument("--seed", type=int, default=0, help="seed of folds and resamples")
+    parser.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of folds and resamples"
+    )
     parser.add_argument("--threads", type=positive_int, default=1, help="torch threads")
     parser.add_argument("--out", type=Path, help="write the result as JSON here")
     parser.set_defaults(func=run)

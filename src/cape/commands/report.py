@@ -7,6 +7,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from cape.commands._options import non_negative_int
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -30,8 +32,22 @@ def register(subparsers: Any) -> None:
         default=10_000,
         help="at most this many ECGs per cohort in each t-SNE (smaller is faster)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the t-SNE subsample")
+    parser.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of the t-SNE subsample"
+    )
     parser.add_argument("--svg", action="store_true", help="also write figures as SVG")
+    parser.add_argument(
+        "--min-cell-n",
+        type=int,
+        help="suppress subgroup rows and age bins with fewer test ECGs per head "
+        "(default: the study's report.min_cell_n, else 20)",
+    )
+    parser.add_argument(
+        "--signal-margin",
+        type=float,
+        help="flag the raw-signal reference when it identifies cohorts better than every "
+        "encoder by more than this accuracy (default: the study's report.signal_margin, else 0.2)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
@@ -75,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         svg=args.svg,
         progress=not args.no_progress,
+        min_cell_n=args.min_cell_n,
+        signal_margin=args.signal_margin,
     )
     print_claims(summarise_claims(args.run_dir))
     print(f"report written to {path}")

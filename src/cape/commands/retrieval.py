@@ -7,7 +7,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from cape.commands._options import add_cohort_option, add_split_option, positive_int
+from cape.commands._options import (
+    add_cohort_option,
+    add_split_option,
+    non_negative_int,
+    positive_int,
+)
 from cape.errors import CapeError
 
 
@@ -36,7 +41,9 @@ def register(subparsers: Any) -> None:
         "--draws", type=positive_int, default=2000, help="anchors, spread over cohorts"
     )
     parser.add_argument("--bootstrap", type=positive_int, default=1000, help="bootstrap resamples")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the draws and resamples")
+    parser.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of the draws and resamples"
+    )
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.set_defaults(func=run)
 

@@ -7,7 +7,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from cape.commands._options import positive_int
+from cape.commands._options import non_negative_int, positive_int
 from cape.errors import CapeError, validation_messages
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument(
-        "--seed", type=int, default=None, help="random seed (default: the spec's, 0)"
+        "--seed", type=non_negative_int, default=None, help="random seed (default: the spec's, 0)"
     )
     parser.add_argument(
         "--scale", type=float, default=None, help="multiply every cohort's patient count"

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from cape.commands._options import fraction
+from cape.commands._options import fraction, non_negative_int
 from cape.errors import CapeError
 
 
@@ -29,7 +29,9 @@ def register(subparsers: Any) -> None:
         metavar=("TRAIN", "VAL", "TEST"),
         help="fractions of each cohort's patients, summing to 1",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the patient permutation")
+    parser.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of the patient permutation"
+    )
     parser.add_argument(
         "--ignore-strat-fold", action="store_true", help="random splits for PTB-XL too"
     )
