@@ -37,8 +37,10 @@ mains / Q: 1.7 Hz at 50 Hz, Q = 30). ``sosfiltfilt`` extends each edge by
 ``filter_pad_seconds`` (odd reflection): SciPy's default of a few dozen samples
 leaves edge transients of the 0.5 Hz high-pass five times larger than a 1 s pad.
 
-Computation runs in float32 after each lead's mean is removed: within 0.2 µV
-of float64 (the store keeps 1 µV steps) and about 1.5 times faster.
+Computation runs in float32 after each lead's mean is removed: within 0.25 µV
+of float64 (the store keeps 1 µV steps). The speed gain over float64 is small
+(1.05x, range 0.99-1.12, in ``python benchmarks/bench_preprocessing.py``; see
+docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -129,7 +129,8 @@ def _worker_init(parent_pid: int) -> None:
 
 
 def _single_thread() -> None:
-    # One BLAS/OpenMP thread per worker: on few shared cores more threads collapse throughput.
+    # One BLAS/OpenMP thread per worker: the workers already use the cores, more threads
+    # per worker only oversubscribe them.
     # numpy is already loaded in a forked worker, so environment variables are too late.
     from threadpoolctl import threadpool_limits
 

@@ -1,7 +1,8 @@
 """Reading WFDB records: a fast path for one-file format-16 records, ``wfdb`` for the rest.
 
-``wfdb.rdrecord`` spends ~40 ms per record parsing the header (through pandas
-indexing), ten times the cost of everything else ingest does with the record.
+``wfdb.rdrecord`` spent ~45 ms per PTB-XL-like record against ~2 ms for this
+module's reader (same values; ``python benchmarks/bench_wfdb.py``, figures in
+docs/benchmarks.md), most of it parsing the header through pandas indexing.
 PTB-XL and MIMIC-IV-ECG store every record as one format-16 file, which takes
 a few lines of numpy to read. This module parses the header itself and reads
 such records directly; anything else (other formats, multi-file or
@@ -330,7 +331,7 @@ def read_wfdb(
         raise ValueError(f"{header_path}: multi-segment record without a sample count")
     check_size(info, None if stop is None else stop - sampfrom)
     sampling_rate_hz = _header_sampling_rate(header_path)
-    # ~10x faster than wfdb for PTB-XL / MIMIC-style files
+    # Much faster than wfdb for PTB-XL / MIMIC-style files (benchmarks/bench_wfdb.py)
     fast = read_format16(record_path, sampfrom, stop)
     if fast is not None:
         signal, _, lead_names, units = fast

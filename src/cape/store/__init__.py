@@ -14,9 +14,12 @@ temporary name after the shard data is flushed to disk and then renamed, so a
 killed ingest leaves either a complete shard or an orphan that is ignored and
 rewritten on resume. ``manifest.parquet`` is rebuilt from the parts.
 
-Reads go through ``os.pread`` of exactly one record's bytes: with a cold page
-cache this is an order of magnitude faster than ``mmap`` (whose read-ahead
-pulls megabytes per 64 KB record), and it is just as fast when warm.
+Reads go through ``os.pread`` of exactly one record's bytes: no file mapping
+to hold open per process and no read-ahead beyond the record. Against
+``np.memmap`` maps opened once, it measured 1.2x as fast with a (verified)
+cold page cache and 0.6x when warm (``python benchmarks/bench_store.py``;
+docs/benchmarks.md); either way a random read costs well under a training
+step's share.
 """
 
 from cape.store.layout import (
