@@ -74,6 +74,7 @@ class HelpFormatter(argparse.HelpFormatter):
             or default is False
             or default == []
             or default is argparse.SUPPRESS
+            or isinstance(action, argparse._CountAction)
             or not (action.option_strings or action.nargs in ("?", "*"))
         ):
             return text
