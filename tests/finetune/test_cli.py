@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from cape.cli import main
-from cape.finetune import load_finetuned
+from cape.finetune import load_finetuned, subsample_patients
 from cape.protocols import PREDICTION_COLUMNS, RESULT_COLUMNS, read_results, summarise
 from cape.protocols.featuresets import MEAN_PREDICTOR
 from cape.report.collect import read_protocol_dir
@@ -221,3 +221,39 @@ def test_existing_run_needs_resume(store: CohortStore, tmp_path: Path, capsys) -
     assert isinstance(
         pd.read_parquet(tmp_path / "run" / "results" / "results.parquet"), pd.DataFrame
     )
+
+
+def test_out_of_distribution_test_cohort_and_fraction_reach_the_results(
+    store: CohortStore, tmp_path: Path
+) -> None:
+    """``--cohorts a --test-cohorts a b --train-fraction 0.5``: the head trains on half of
+    cohort a's training patients; b's test rows are labelled out-of-distribution."""
+    args = finetune_args(
+        store,
+        tmp_path / "run",
+        "age",
+        "--from-scratch",
+        "--preset",
+        "small",
+        "--epochs",
+        "1",
+        "--cohorts",
+        "a",
+        "--test-cohorts",
+        "a",
+        "b",
+        "--train-fraction",
+        "0.5",
+        "--seed",
+        "3",
+    )
+    assert main(args) == 0
+    results = read_results(tmp_path / "run" / "results").results
+    ours = results[results["model"] == "scratch"].set_index("test_cohort")
+    assert ours.loc["a", "setting"] == "in-distribution"
+    assert ours.loc["b", "setting"] == "out-of-distribution"
+    assert set(ours["train_cohort"]) == {"a"} and set(ours["run"]) == {3}
+    manifest = store.manifest
+    train_a = manifest[(manifest["cohort"] == "a") & (manifest["split"] == "train")]
+    keep = subsample_patients(train_a["patient_id"], train_a["cohort"], 0.5, seed=3)
+    assert ours.loc["a", "n_train"] == keep.sum() < len(train_a)
