@@ -21,9 +21,11 @@ Choices made here (documented in ``docs/pretraining.md``):
   cohort offsets from the loss.
 * The 1-D convolutions run as ``1 x k`` 2-D convolutions on ``(batch,
   channels, 1, samples)`` activations in channels-last memory layout: oneDNN
-  runs that ~1.7x faster on the CPU than ``Conv1d`` (measured on this
-  project's 2-core machine: small-preset training step 31 -> 54 ECG/s on one
-  thread), and cuDNN handles it natively. The arithmetic is identical.
+  runs the small preset's training step 2.1x as fast on the CPU as the same
+  network built from ``Conv1d`` (``python benchmarks/bench_model.py --compare
+  conv``; docs/benchmarks.md), and cuDNN handles it natively. The arithmetic
+  is the same: ``tests/test_benchmarks_conv.py`` checks every convolution
+  against ``Conv1d`` within the float64 rounding bound.
 """
 
 from __future__ import annotations
