@@ -276,7 +276,7 @@ def _run(
         "batch_size": config.eval_batch_size,
         "device": device,
         "dtype": dtype,
-        "num_workers": 0,
+        "num_workers": config.num_workers,
         "use_bf16": use_bf16,
     }
 
