@@ -125,3 +125,18 @@ def test_figure_labels_take_dollars_literally(name: str, tmp_path: Path) -> None
     figure = age_distribution(manifest, cohort_colours([name, "b"]))
     assert figure is not None
     assert save(figure, tmp_path, "ages").is_file()  # drawing it raised before
+
+
+def test_cli_report_settings(
+    partial_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Bug caught: --min-cell-n accepted at 0 (every cell shown) or not reaching the report."""
+    from cape.cli import main
+
+    assert (
+        main(["report", str(partial_run), "--out", str(tmp_path / "r"), "--min-cell-n", "0"]) == 1
+    )
+    assert "report.min_cell_n must be >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()  # checked before anything is written
+    assert main(["report", str(partial_run), "--signal-margin", "2", "--out", str(tmp_path)]) == 1
+    assert "report.signal_margin" in capsys.readouterr().err

@@ -72,6 +72,11 @@ def run(args: argparse.Namespace) -> int:
     print("\nPositive controls (could this run have seen the effects?):")
     for line in summarise_controls(run_dir):
         print(f"- {line}")
+    from cape.report.sanity import summarise_sanity
+
+    print("\nSanity checks (can these results be trusted?):")
+    for line in summarise_sanity(run_dir):
+        print(f"- {line}")
     report = run_dir / "report" / "report.html"
     print(f"\nrun directory: {run_dir}")
     if report.is_file():

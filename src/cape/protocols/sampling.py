@@ -92,6 +92,7 @@ def plan_sizes(
     what: str,
     strict: bool = False,
     splits: Sequence[str] = SPLIT_NAMES,
+    expected: bool = False,
 ) -> SizePlan:
     """Decide how many ECGs to draw from each split, capping at what is available.
 
@@ -101,6 +102,8 @@ def plan_sizes(
         what: description for messages, e.g. ``"cohort 'A', task 'age'"``.
         strict: raise instead of capping.
         splits: the splits to plan.
+        expected: capping is routine here (sizes derived by the protocol, not asked
+            for by the user): log it at INFO, not WARNING. ``messages`` holds it either way.
 
     Raises:
         CapeError: a split holds fewer than :data:`MIN_PER_SPLIT` labelled ECGs,
@@ -133,7 +136,7 @@ def plan_sizes(
             )
         sizes[name] = have if want is None else min(want, have)
     for message in messages:
-        logger.warning(message)
+        logger.log(logging.INFO if expected else logging.WARNING, message)
     return SizePlan(
         sizes=sizes,
         available=available,

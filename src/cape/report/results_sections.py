@@ -103,6 +103,19 @@ def ood_section(context: ReportContext) -> Section:
             "These results predate the saved means over cohorts (aggregate.parquet): the mean "
             "row was computed here from the saved per-head results."
         )
+    # The first protocol directory's sizes (several training cohorts: each has its own).
+    sizes = tables.sizes_table(result.config)
+    if not sizes.empty:
+        section.add(
+            TableBlock(
+                sizes,
+                "ECGs per head (train / val / test): the training cohort's heads, and for "
+                "each target its test ECGs and its in-cohort ceiling's training sample; "
+                "'ceiling smaller' marks a ceiling that had fewer ECGs to learn from than "
+                "the heads it bounds (the protocol caps it at what the target holds once "
+                "the test ECGs' patients are left out)",
+            )
+        )
     for train in trains:
         own = for_training_cohort(result, train)
         where = f", heads trained on {train}" if len(trains) > 1 else ""

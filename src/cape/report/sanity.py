@@ -266,7 +266,7 @@ def _ceiling_check(data: RunData) -> SanityCheck:
             + "; ".join(worse[:_LISTED])
             + (f"; and {len(worse) - _LISTED} more (Table 3)" if len(worse) > _LISTED else "")
             + ". A ceiling below the OOD head usually had too few ECGs to train on "
-            "(the protocol's warnings say when its sizes were capped)",
+            "('ceiling smaller' in the OOD section's table of ECGs per head)",
         )
     return SanityCheck(
         "ceiling", title, CLEAR, f"all {compared} ceilings are at least as good as the OOD value"

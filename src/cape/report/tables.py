@@ -206,6 +206,41 @@ def ood_table(result: ProtocolResult, task: str, pair: Sequence[str] | None) -> 
     return pd.DataFrame(rows).set_index("test cohort")
 
 
+def sizes_table(config: dict[str, Any], train_cohort: str | None = None) -> pd.DataFrame:
+    """ECGs per head from an OOD result's saved ``sizes``: ``train / val / test`` per task.
+
+    The training cohort's row is its heads' sample; a target's row is its test
+    ECGs (``test``) and its in-cohort ceiling's training sample (``train``,
+    ``val``), marked when smaller than the training cohort's heads had.
+    """
+    sizes = [s for s in config.get("sizes") or [] if isinstance(s, dict) and "cohort" in s]
+    if not sizes:
+        return pd.DataFrame()
+    source = train_cohort or config.get("train_cohort")
+    reference = {
+        str(s.get("task")): (s.get("train"), s.get("val")) for s in sizes if s["cohort"] == source
+    }
+    table: dict[str, dict[str, str]] = {}
+    for entry in sizes:
+        task, cohort = str(entry.get("task")), str(entry["cohort"])
+        cells = [entry.get(k) for k in ("train", "val", "test")]
+        text = " / ".join("–" if v is None else f"{int(v):,}" for v in cells)
+        train, val = reference.get(task, (None, None))
+        smaller = cohort != source and any(
+            mine is not None and theirs is not None and mine < theirs
+            for mine, theirs in ((entry.get("train"), train), (entry.get("val"), val))
+        )
+        table.setdefault(cohort, {})[f"{task}: train / val / test"] = text + (
+            " (ceiling smaller)" if smaller else ""
+        )
+    frame = pd.DataFrame(table).T.fillna("–")
+    order = [source] if source in frame.index else []
+    frame = frame.loc[order + sorted(c for c in frame.index if c != source)]
+    frame.index = [f"{c} (training cohort)" if c == source else c for c in frame.index]
+    frame.index.name = "cohort"
+    return frame
+
+
 def seed_spread_table(result: ProtocolResult, task: str, order: Sequence[str] = ()) -> pd.DataFrame:
     """Per model and test cohort: the per-encoder-seed means as ``median [min–max] (k seeds)``."""
     summary = result.summary

@@ -205,6 +205,11 @@ class ReportSection(_Section):
     enabled: bool = True
     tsne_per_cohort: int = Field(2000, ge=10, description="embeddings per cohort in t-SNE plots")
     seed: int = 0
+    # Read back from study.yaml by cape.report.settings (cape report honours them too).
+    min_cell_n: int = Field(20, ge=1, description="suppress subgroup rows with fewer test ECGs")
+    signal_margin: float = Field(
+        0.2, ge=0, le=1, description="flag signal-spectrum identifiability this far above encoders"
+    )
 
 
 class SweepAxis(_Section):
