@@ -87,3 +87,20 @@ def test_resume_after_a_kill_is_bit_equal(
     ]
     pd.testing.assert_frame_equal(predictions[0], predictions[1])
     assert straight.epochs_run == 3
+
+
+@pytest.mark.slow
+def test_loader_workers_do_not_change_the_result(store: CohortStore, tmp_path: Path) -> None:
+    """Crops and masks are seeded by (seed, epoch, position), not by worker: one worker
+    process gives the predictions of the in-process loader exactly.
+
+    Bug caught: augmentation drawn from a per-worker generator (results would depend on
+    the number of workers and differ after a resume with another count).
+    """
+    outputs = []
+    for workers in (0, 1):
+        out = tmp_path / f"workers-{workers}"
+        settings = [*tiny_settings(out, store.path), "task=sex", f"num_workers={workers}"]
+        run_finetune(load_finetune_config(None, settings))
+        outputs.append(pd.read_parquet(out / "results" / "predictions.parquet"))
+    pd.testing.assert_frame_equal(outputs[0], outputs[1])
