@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from cape.embed import INFO_FILE, load_features
+from cape.embed import INDEX_FILE, INFO_FILE, load_features
 from cape.errors import CapeError
 
 logger = logging.getLogger(__name__)
@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 MEAN_PREDICTOR = "mean-predictor"
 SPLITS = ("train", "val", "test")
 UNTRAINED = "untrained"
+# What the protocols read from every index besides the labels: rows are matched across
+# directories by (cohort, record_id) and heads are fitted and tested by split.
+INDEX_COLUMNS = ("cohort", "record_id", "split")
 RESERVED_MODEL_NAMES = (MEAN_PREDICTOR,)
 
 
@@ -182,6 +185,12 @@ def load_feature_sets(
     kept: list[str] = []
     for spec in specs:
         features, spec_index = load_features(spec.path)
+        missing = [c for c in INDEX_COLUMNS if c not in spec_index]
+        if missing:  # features made elsewhere: say what their index lacks
+            raise CapeError(
+                f"{spec.path / INDEX_FILE}: missing columns {missing} (an index needs "
+                f"{list(INDEX_COLUMNS)} and the labels of the tasks; see docs/evaluation.md)"
+            )
         keys = _keys(spec_index)
         if reference is None:
             known = sorted(spec_index["cohort"].astype(str).unique())
