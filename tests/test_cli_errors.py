@@ -129,6 +129,12 @@ def test_simulate_preset_names_match_the_simulator() -> None:
             ["embed", "--checkpoint", "c", "--store", "s", "--out", "o", "--cohort", "a,,b"],
             "empty name",
         ),
+        (
+            ["embed", "--checkpoint", "c", "--store", "s", "--out", "o", "--split", "train,tset"],
+            "argument --split: unknown split 'tset' (did you mean 'test'?); splits are train, "
+            "val, test",
+        ),
+        (["split", "S", "--seed", "-1"], "argument --seed: must be at least 0, got -1"),
     ],
 )
 def test_bad_numbers_are_argparse_errors(argv, message, capsys) -> None:
@@ -274,3 +280,36 @@ def test_reader_messages_name_the_flags(tmp_path: Path) -> None:
         get_reader("wfdb", tmp_path, "c")
     with pytest.raises(CapeError, match=r"--sampling-rate \(study option sampling_rate\) 250"):
         get_reader("ptbxl", tmp_path, "c", sampling_rate=250)
+
+
+def test_ingest_windows_shorter_than_quality_control_allows(tmp_path, capsys) -> None:
+    """Bug caught: `--window-seconds 2` ingested nothing: every window was quarantined as
+    too_short by the 7 s quality-control minimum."""
+    argv = ["ingest", "wfdb", str(tmp_path), "--cohort", "c", "--mains", "50"]
+    argv += ["--out", str(tmp_path / "store"), "--window-seconds", "2"]
+    assert main(argv) == 1
+    assert capsys.readouterr().err == (
+        "cape: error: --window-seconds 2: shorter than the 7 s that quality control requires "
+        "(--qc min_seconds): every window would be quarantined as too_short\n"
+    )
+    assert not (tmp_path / "store").exists()
+
+
+def test_embed_on_a_device_torch_does_not_have(tmp_path, capsys, monkeypatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    argv = ["embed", "--checkpoint", "c", "--store", "s", "--out", str(tmp_path / "f")]
+    assert main([*argv, "--device", "cuda:1"]) == 1
+    assert capsys.readouterr().err == (
+        "cape: error: --device cuda:1: this torch sees no CUDA device; use cpu or auto\n"
+    )
+
+
+def test_percent_signs_in_descriptions_render_once() -> None:
+    from cape.cli import HelpFormatter
+
+    parser = argparse.ArgumentParser(
+        prog="x", description="CODE-15%% and 95%% CIs", formatter_class=HelpFormatter
+    )
+    assert "CODE-15% and 95% CIs" in parser.format_help()

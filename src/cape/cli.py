@@ -80,6 +80,13 @@ class HelpFormatter(argparse.HelpFormatter):
             return text
         return f"{text} (default: %(default)s)" if text else "(default: %(default)s)"
 
+    def _format_text(self, text: str) -> str:
+        # argparse %-formats help strings but a description only if it holds %(prog):
+        # "CODE-15%%" written for the one shows up literally in the other.
+        if "%(prog)" not in text:
+            text = text.replace("%%", "%")
+        return super()._format_text(text)
+
 
 def _use_formatter(parser: argparse.ArgumentParser) -> None:
     # Every command's parser, whatever formatter its module chose, gets one way of

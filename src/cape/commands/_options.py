@@ -30,8 +30,33 @@ class NamesAction(argparse.Action):
         names = [name.strip() for item in items for name in str(item).split(",")]
         if not all(names):
             parser.error(f"argument {option_string}: empty name in {' '.join(map(str, items))!r}")
+        self.check(parser, option_string, names)
         current = getattr(namespace, self.dest, None) or []
         setattr(namespace, self.dest, [*current, *names])
+
+    def check(
+        self, parser: argparse.ArgumentParser, option_string: str | None, names: list[str]
+    ) -> None:
+        """Reject names that cannot be right (any name may be a cohort)."""
+
+
+SPLITS = ("train", "val", "test")
+
+
+class SplitNamesAction(NamesAction):
+    """:class:`NamesAction` for split names: only train, val and test exist."""
+
+    def check(
+        self, parser: argparse.ArgumentParser, option_string: str | None, names: list[str]
+    ) -> None:
+        from cape.errors import did_you_mean
+
+        for name in names:
+            if name not in SPLITS:
+                parser.error(
+                    f"argument {option_string}: unknown split {name!r}"
+                    f"{did_you_mean(name, SPLITS)}; splits are {', '.join(SPLITS)}"
+                )
 
 
 def add_cohort_option(parser: argparse.ArgumentParser, help_text: str) -> None:
@@ -53,7 +78,7 @@ def add_split_option(parser: argparse.ArgumentParser, help_text: str) -> None:
         "--split",
         "--splits",
         dest="split",
-        action=NamesAction,
+        action=SplitNamesAction,
         nargs="+",
         metavar="NAME",
         help=f"{help_text} (repeatable, or train,val)",

@@ -55,10 +55,13 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from cape.embed import EmbedSettings, embed_store
+    from cape.errors import CapeError
 
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device.startswith("cuda") and not torch.cuda.is_available():
+        raise CapeError(f"--device {device}: this torch sees no CUDA device; use cpu or auto")
     settings = EmbedSettings(
         n_windows=args.windows, batch_size=args.batch_size, num_workers=args.workers
     )

@@ -131,6 +131,13 @@ def run(args: argparse.Namespace) -> int:
 
     validate_cohort_name(args.cohort)
     mains = None if args.mains == "none" else float(args.mains)
+    qc = qc_config(args)
+    if args.window_seconds is not None and args.window_seconds < qc.min_seconds:
+        raise CapeError(
+            f"--window-seconds {args.window_seconds:g}: shorter than the {qc.min_seconds:g} s "
+            "that quality control requires (--qc min_seconds): every window would be "
+            "quarantined as too_short"
+        )
     summary = ingest(
         args.format,
         args.source,
@@ -139,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
         mains_hz=mains,
         workers=args.workers,
         reader_options=reader_options(args),
-        qc=qc_config(args),
+        qc=qc,
         progress=not args.no_progress,
     )
     print(f"cohort {args.cohort} -> {args.out}")
