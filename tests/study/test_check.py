@@ -225,3 +225,15 @@ def test_check_command_and_no_torch(tmp_path: Path, capsys) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.splitlines()[-1] == "False"
+
+
+def test_run_checks_the_cohort_sources_before_any_stage(tmp_path: Path, capsys) -> None:
+    """Bug caught: a study whose data is not in place started (or made its run folder)."""
+    out = tmp_path / "run"
+    assert cape_main(["study", "run", "public", "--out", str(out)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"cape: error: study public: cohorts.{i}.source: SET-ME-cohorts.{i}.source does not "
+        f"exist (cohort {name}; set it with --set cohorts.{i}.source=PATH)"
+        for i, name in enumerate(["code15", "ptbxl"])
+    ]
+    assert not out.exists()

@@ -86,9 +86,15 @@ def check_command(args: argparse.Namespace) -> int:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    from cape.errors import CapeError
     from cape.study import load_study, run_study
+    from cape.study.check import check_study
 
     config = load_study(args.study, args.overrides)
+    # Running also needs the cohorts' data: every problem at once, before any stage.
+    problems = check_study(config, cohorts_exist=True).problems
+    if problems:
+        raise CapeError("\n".join(f"study {args.study}: {problem}" for problem in problems))
     out = run_study(config, args.out, force=set(args.force), progress=not args.no_progress)
     print(f"study {config.name} finished: {out}")
     report = out / "report" / "report.html"
