@@ -157,6 +157,13 @@ class LabelEfficiencyConfig(BaseModel):
                 f"{reserved} are set by the protocol per cell (use the top-level store, "
                 "encoder, task, cohort, test_cohorts, fractions, seeds, topcoded)"
             )
+        from cape.finetune.config import FinetuneConfig
+
+        try:
+            FinetuneConfig.model_validate(values)
+        except ValidationError as error:
+            problems = "; ".join(validation_messages(error, FinetuneConfig))
+            raise ValueError(problems) from None
         return values
 
     def needs_encoder(self) -> bool:

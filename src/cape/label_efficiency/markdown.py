@@ -20,8 +20,10 @@ def metric_name(metric: str) -> str:
     return METRIC_NAMES.get(metric, metric)
 
 
-def _number(value: float) -> str:
-    return "–" if value is None or not math.isfinite(float(value)) else f"{float(value):.3f}"
+def _number(value: float, spec: str = ".3f") -> str:
+    if value is None or pd.isna(value) or not math.isfinite(float(value)):
+        return "–"
+    return format(float(value), spec)
 
 
 def _cell(row: pd.Series) -> str:
@@ -110,6 +112,6 @@ def _tests_markdown(tests: pd.DataFrame) -> str:
         lines.append(
             f"| {fraction_label(float(row.fraction))} | {escape(row.test_cohort)} | "
             f"{escape(row.model_a)} | {escape(row.model_b)} | {row.test} | {row.n} | "
-            f"{_number(row.estimate)} | {_number(row.p_value)} | {escape(row.note or '')} |"
+            f"{_number(row.estimate)} | {_number(row.p_value, '.3g')} | {escape(row.note or '')} |"
         )
     return "\n".join(lines)

@@ -60,13 +60,13 @@ def finetune_base(config: LabelEfficiencyConfig) -> FinetuneConfig:
         "encoder": str(config.encoder) if config.encoder else None,
         "task": config.task,
         "cohorts": [config.cohort] if config.cohort else None,
-        "test_cohorts": test_cohorts(config),
+        "test_cohorts": scored_cohorts(config),
         "topcoded": config.topcoded,
     }
     return validate_finetune_config(values, "label-efficiency `finetune` settings")
 
 
-def test_cohorts(config: LabelEfficiencyConfig) -> list[str]:
+def scored_cohorts(config: LabelEfficiencyConfig) -> list[str]:
     """The cohorts scored: ``cohort`` first, then the others named."""
     assert config.cohort is not None
     others = [c for c in (config.test_cohorts or []) if c != config.cohort]
@@ -86,7 +86,7 @@ def cell_selection(
         manifest,
         config.task,
         [config.cohort],
-        test_cohorts(config),
+        scored_cohorts(config),
         fraction,
         seed,
         config.topcoded,

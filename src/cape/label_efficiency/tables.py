@@ -75,7 +75,7 @@ def _setting(test_cohort: str, train_cohort: str) -> str:
     return "in-distribution" if test_cohort == train_cohort else "out-of-distribution"
 
 
-def test_order(selection: Selection, manifest: pd.DataFrame) -> dict[str, list[str]]:
+def ordered_test_ids(selection: Selection, manifest: pd.DataFrame) -> dict[str, list[str]]:
     """Record ids of each test cohort in one fixed order (the store's)."""
     records = selection.records["test"]
     cohorts = manifest["cohort"].astype(str).to_numpy()[records]
@@ -133,7 +133,7 @@ def collect(
     task = selection.task
     multilabel = task.kind == "multilabel"
     train_cohort = selection.train_cohorts[0]
-    order = test_order(selection, manifest)
+    order = ordered_test_ids(selection, manifest)
     indices = {
         cohort: bootstrap_indices(
             len(ids), resamples, zlib.crc32(f"{bootstrap_seed}|{cohort}".encode())
