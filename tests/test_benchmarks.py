@@ -136,7 +136,9 @@ def test_model_twin_is_checked_before_timing(capsys):
     assert "conv2d 1xk (CAPE)" in out
 
 
-def test_wfdb_fast_path_agrees_with_wfdb(capsys):
+def test_wfdb_fast_paths_agree_with_wfdb(capsys):
+    """Bug caught: timing a reader or writer that does not produce what ``wfdb`` does."""
     out = run_quick("wfdb", capsys)
     assert "outputs agree: max |cape - wfdb| = 0 mV" in out
-    assert "cape / wfdb:" in out
+    assert "writing; files byte-identical" in out
+    assert "cape read_wfdb / wfdb.rdrecord:" in out and "cape _write_wfdb / wfdb.wrsamp:" in out
