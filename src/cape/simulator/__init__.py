@@ -8,6 +8,11 @@ Typical use::
 or ``cape simulate --preset demo --out data/synthetic``. See docs/simulator.md.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from cape.simulator.cohorts import (
     REFERENCE_DEVICE,
     AgeSpec,
@@ -19,9 +24,26 @@ from cape.simulator.cohorts import (
     dump_spec,
     load_spec,
 )
-from cape.simulator.generate import iter_cohort_chunks, simulate
 from cape.simulator.presets import PRESETS, preset
-from cape.simulator.writers import SignalChunk
+
+if TYPE_CHECKING:
+    from cape.simulator.generate import iter_cohort_chunks, simulate
+    from cape.simulator.writers import SignalChunk
+
+# Signal generation (scipy, h5py) is imported on first use: reading and checking a
+# spec (`cape study check`) needs only the spec models and the presets.
+_LAZY = {
+    "iter_cohort_chunks": "cape.simulator.generate",
+    "simulate": "cape.simulator.generate",
+    "SignalChunk": "cape.simulator.writers",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'cape.simulator' has no attribute {name!r}")
+
 
 __all__ = [
     "PRESETS",
