@@ -142,3 +142,11 @@ def test_wfdb_fast_paths_agree_with_wfdb(capsys):
     assert "outputs agree: max |cape - wfdb| = 0 mV" in out
     assert "writing; files byte-identical" in out
     assert "cape read_wfdb / wfdb.rdrecord:" in out and "cape _write_wfdb / wfdb.wrsamp:" in out
+
+
+def test_qc_cost_compares_equal_features(capsys):
+    """Bug caught: a 'without QT' reference that also skips other measurements (the
+    cost attributed to the QT would then include them)."""
+    out = run_quick("qc", capsys)
+    assert "other features identical without it" in out
+    assert "with / without QT:" in out
