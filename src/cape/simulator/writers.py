@@ -71,7 +71,8 @@ def _write_wfdb(
 
     Writes the same bytes as ``wfdb.wrsamp(..., d_signal=codes, fmt=['16'] * n,
     adc_gain=[gain] * n, baseline=[0] * n)`` (a test checks this) without
-    its per-record header validation, which costs ~0.3 s per record.
+    its per-record header validation: ``wfdb.wrsamp`` was 40-55x slower
+    (``python benchmarks/bench_wfdb.py``, docs/benchmarks.md).
     """
     # -32768 is WFDB's missing-sample code in format 16: saturate one step above it.
     codes = np.clip(np.rint(signals * gain_per_mv), -32767, 32767).astype("<i2")
