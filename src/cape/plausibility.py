@@ -58,9 +58,9 @@ def measure_beats(
     per lead (peak-to-peak within ±80 ms); the QRS width is the median over
     beats of the span where the spatial velocity (sum over leads of the absolute
     derivative, smoothed over 10 ms) exceeds 20 % of its peak. The QT comes from
-    a second, RR-long median beat (:func:`_median_qt`). Cost: 3-5 ms per
-    10 s 8-lead ECG at 400 Hz on one shared core without the QT (measured over
-    15,000 ECGs), about twice that with it (5 -> 10 ms on a loaded core).
+    a second, RR-long median beat (:func:`_median_qt`). Cost per 10 s 8-lead
+    ECG at 400 Hz: 2.7 ms of CPU without the QT, 4.9 ms with it
+    (``python benchmarks/bench_qc.py``; docs/benchmarks.md).
 
     Args:
         signals_mv: ``(batch, leads, n)`` preprocessed mV, valid samples first.
