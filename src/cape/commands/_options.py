@@ -68,7 +68,7 @@ def add_cohort_option(parser: argparse.ArgumentParser, help_text: str) -> None:
         action=NamesAction,
         nargs="+",
         metavar="NAME",
-        help=f"{help_text} (repeatable: --cohort a --cohort b, or --cohort a,b)",
+        help=f"{help_text}; repeat the option or separate names with commas",
     )
 
 
@@ -81,7 +81,7 @@ def add_split_option(parser: argparse.ArgumentParser, help_text: str) -> None:
         action=SplitNamesAction,
         nargs="+",
         metavar="NAME",
-        help=f"{help_text} (repeatable, or train,val)",
+        help=f"{help_text}; repeat the option or separate names with commas",
     )
 
 
