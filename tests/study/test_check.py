@@ -178,7 +178,10 @@ def test_set_keys_are_checked_before_values() -> None:
     assert key_problem("evaluate.ood.head.kindd") == (
         "evaluate.ood.head has no key 'kindd' (did you mean 'kind'?)"
     )
-    assert key_problem("nonsense") == "the study has no key 'nonsense'"
+    assert key_problem("nonsense") == (
+        "the study has no key 'nonsense' (keys: name, sweep, simulate, cohorts, splits, "
+        "ingest_workers, pretrain, embed, evaluate, report)"
+    )
     with pytest.raises(
         CapeError,
         match=r"^--set 'pretrain\.runs\.9\.seeds=\[1\]': pretrain\.runs "

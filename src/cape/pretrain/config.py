@@ -246,7 +246,8 @@ def apply_overrides(values: dict[str, Any], overrides: Sequence[str]) -> dict[st
         if not sep or not key:
             raise CapeError(f"--set {item!r}: expected key=value")
         if key not in known:
-            raise CapeError(f"--set {item!r}: unknown setting {key!r}{did_you_mean(key, known)}")
+            hint = did_you_mean(key, known) or " (`cape pretrain --print-config` lists them)"
+            raise CapeError(f"--set {item!r}: unknown setting {key!r}{hint}")
         try:
             value = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError as error:

@@ -63,7 +63,8 @@ def key_problem(key: str) -> str | None:
         fields = {name: f for m in models for name, f in m.model_fields.items()}
         if part not in fields:
             where = ".".join(parts[:i]) or "the study"
-            return f"{where} has no key {part!r}{did_you_mean(part, fields)}"
+            hint = did_you_mean(part, fields) or f" (keys: {', '.join(fields)})"
+            return f"{where} has no key {part!r}{hint}"
         nested = _models_in(fields[part].annotation)
         if not nested:
             return None
