@@ -138,5 +138,5 @@ def test_cli_report_settings(
     )
     assert "report.min_cell_n must be >= 1" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()  # checked before anything is written
-    assert main(["report", str(partial_run), "--signal-margin", "2", "--out", str(tmp_path)]) == 1
-    assert "report.signal_margin" in capsys.readouterr().err
+    assert main(["report", str(partial_run), "--signal-share", "2", "--out", str(tmp_path)]) == 1
+    assert "report.signal_share" in capsys.readouterr().err

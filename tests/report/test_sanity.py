@@ -188,7 +188,7 @@ def test_ceiling_flag(task: str, ceiling: float, ood: float, status: str) -> Non
     assert _checks(_data(summary=summary))["ceiling"] == status
 
 
-def _ident(signal: float, encoders: dict[str, float]) -> pd.DataFrame:
+def _ident(signal: float, encoders: dict[str, float], chance: float = 0.3) -> pd.DataFrame:
     rows = [
         {"model": m, "encoder_seed": 0, "baseline": "", "by": "cohort", "accuracy": a}
         for m, a in encoders.items()
@@ -205,16 +205,20 @@ def _ident(signal: float, encoders: dict[str, float]) -> pd.DataFrame:
     rows.append(  # device rows must not count
         {"model": "rnd", "encoder_seed": 0, "baseline": "", "by": "device", "accuracy": 0.99}
     )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).assign(chance_majority=chance)
 
 
-def test_signal_reference_flag_and_its_configurable_margin() -> None:
-    """Bug caught: the margin ignored, or the device-identifiability row taken as an encoder's."""
-    demo = _ident(0.86, {"rnd": 0.33, "ind": 0.34, "untrained": 0.39})  # the demo's reading
-    assert _checks(_data(ident=demo))["signal"] == FLAG
-    assert _checks(_data(ident=demo), ReportSettings(signal_margin=0.5))["signal"] == CLEAR
-    close = _ident(0.60, {"rnd": 0.45, "ind": 0.41})
-    assert _checks(_data(ident=close))["signal"] == CLEAR
+def test_signal_reference_flag_and_its_configurable_share() -> None:
+    """Bugs caught: the share ignored, the device rows taken as an encoder's, and an absolute
+    accuracy margin that flags the controls study, where the shortcut is there by design."""
+    demo = _ident(0.852, {"rnd": 0.316, "ind": 0.343, "untrained": 0.361}, 0.293)  # demo-quick
+    assert _checks(_data(ident=demo))["signal"] == FLAG  # keeps (0.361-0.293)/(0.852-0.293): 12%
+    assert _checks(_data(ident=demo), ReportSettings(signal_share=0.1))["signal"] == CLEAR
+    controls = _ident(0.898, {"rnd": 0.609, "ind": 0.521, "untrained": 0.531}, 0.272)
+    assert _checks(_data(ident=controls))["signal"] == CLEAR  # keeps 54%; 0.29 points below
+    assert _checks(_data(ident=controls), ReportSettings(signal_share=0.6))["signal"] == FLAG
+    at_chance = _ident(0.30, {"rnd": 0.30}, 0.30)
+    assert _checks(_data(ident=at_chance))["signal"] == CLEAR  # nothing for encoders to keep
     assert _checks(_data(ident=_ident(0.6, {})))["signal"] == NOT_MEASURED
 
 
@@ -241,11 +245,13 @@ def test_power_flag_and_smoke_test_headline() -> None:
 
 def test_settings_from_study_and_overrides() -> None:
     """Bug caught: the study's report: section ignored, or a bad value accepted silently."""
-    study = {"report": {"min_cell_n": 5, "signal_margin": 0.3, "tsne_per_cohort": 100}}
-    assert ReportSettings.from_study(study) == ReportSettings(min_cell_n=5, signal_margin=0.3)
+    study = {"report": {"min_cell_n": 5, "signal_share": 0.3, "tsne_per_cohort": 100}}
+    assert ReportSettings.from_study(study) == ReportSettings(min_cell_n=5, signal_share=0.3)
     assert ReportSettings.from_study(study, min_cell_n=50).min_cell_n == 50
     assert ReportSettings.from_study({}, min_cell_n=None) == ReportSettings()
     with pytest.raises(CapeError, match=r"report\.min_cell_n"):
         ReportSettings.from_study({"report": {"min_cell_n": 0}})
-    with pytest.raises(CapeError, match=r"report\.signal_margin"):
-        ReportSettings(signal_margin=1.5)
+    with pytest.raises(CapeError, match=r"report\.signal_share"):
+        ReportSettings(signal_share=1.5)
+    with pytest.raises(CapeError, match=r"report\.signal_share"):
+        ReportSettings(signal_share=0)

@@ -43,10 +43,11 @@ def register(subparsers: Any) -> None:
         "(default: the study's report.min_cell_n, else 20)",
     )
     parser.add_argument(
-        "--signal-margin",
+        "--signal-share",
         type=float,
-        help="flag the raw-signal reference when it identifies cohorts better than every "
-        "encoder by more than this accuracy (default: the study's report.signal_margin, else 0.2)",
+        help="flag the raw-signal reference when the best encoder keeps less than this share "
+        "of its above-chance cohort identifiability (default: the study's "
+        "report.signal_share, else 0.5)",
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -92,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         svg=args.svg,
         progress=not args.no_progress,
         min_cell_n=args.min_cell_n,
-        signal_margin=args.signal_margin,
+        signal_share=args.signal_share,
     )
     print_claims(summarise_claims(args.run_dir))
     print(f"report written to {path}")

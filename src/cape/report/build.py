@@ -103,7 +103,7 @@ def write_report(
     svg: bool = False,
     progress: bool = False,
     min_cell_n: int | None = None,
-    signal_margin: float | None = None,
+    signal_share: float | None = None,
 ) -> Path:
     """Write the study report of ``run_dir`` into ``out_dir``.
 
@@ -122,9 +122,9 @@ def write_report(
         progress: progress bar over the t-SNE panels.
         min_cell_n: subgroup rows and age bins with fewer test ECGs per head
             are suppressed (None: the study's ``report.min_cell_n``, else 20).
-        signal_margin: flag the raw-signal reference when it identifies the
-            cohort better than every encoder by more than this accuracy (None:
-            the study's ``report.signal_margin``, else 0.2).
+        signal_share: flag the raw-signal reference when the best encoder keeps
+            less than this share of its above-chance cohort identifiability
+            (None: the study's ``report.signal_share``, else 0.5).
 
     Returns:
         The path of ``report.html``.
@@ -137,7 +137,7 @@ def write_report(
         raise ValueError(f"tsne_per_cohort must be >= 1, got {tsne_per_cohort}")
     data = collect(run_dir)  # first: a mistyped run directory must not be created below
     settings = ReportSettings.from_study(
-        data.study, min_cell_n=min_cell_n, signal_margin=signal_margin
+        data.study, min_cell_n=min_cell_n, signal_share=signal_share
     )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -386,5 +386,6 @@ def pretraining_curves(
         batching = seeds[0].batching if seeds else None
         ax.set_title(label(model) + (f" (batching: {label(batching)})" if batching else ""))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, title="epoch means")
+        if ax.get_legend_handles_labels()[0]:  # a run without epoch records has no markers
+            ax.legend(fontsize=8, title="epoch means")
     return figure

@@ -1,7 +1,7 @@
 """The report's own thresholds: small-cell suppression and the sanity checks.
 
 Set them, in increasing priority, in the study file's ``report:`` section
-(``min_cell_n``, ``signal_margin``; read back from the run's ``study.yaml``,
+(``min_cell_n``, ``signal_share``; read back from the run's ``study.yaml``,
 so ``cape report`` honours them too), as :func:`cape.report.write_report`
 arguments, or on the ``cape report`` command line.
 """
@@ -16,7 +16,7 @@ from typing import Any
 from cape.errors import CapeError
 
 DEFAULT_MIN_CELL_N = 20
-DEFAULT_SIGNAL_MARGIN = 0.20
+DEFAULT_SIGNAL_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -27,24 +27,24 @@ class ReportSettings:
         min_cell_n: subgroup rows (and age bins) with fewer test ECGs per head
             are suppressed with a note; small cells say little and can point at
             few patients.
-        signal_margin: the raw-signal reference (``signal-spectrum``) is flagged
-            when its cohort-identification accuracy exceeds every encoder's by
-            more than this (accuracy, 0-1).
+        signal_share: flag the raw-signal reference (``signal-spectrum``) when
+            the best encoder keeps less than this share of its cohort-identification
+            accuracy above chance: ``(best - chance) / (signal - chance)``.
     """
 
     min_cell_n: int = DEFAULT_MIN_CELL_N
-    signal_margin: float = DEFAULT_SIGNAL_MARGIN
+    signal_share: float = DEFAULT_SIGNAL_SHARE
 
     def __post_init__(self) -> None:
         if isinstance(self.min_cell_n, bool) or not isinstance(self.min_cell_n, int):
             raise CapeError(f"report.min_cell_n must be an integer, got {self.min_cell_n!r}")
         if self.min_cell_n < 1:
             raise CapeError(f"report.min_cell_n must be >= 1, got {self.min_cell_n}")
-        margin = self.signal_margin
-        if isinstance(margin, bool) or not isinstance(margin, int | float):
-            raise CapeError(f"report.signal_margin must be a number, got {margin!r}")
-        if not (math.isfinite(margin) and 0.0 <= margin <= 1.0):
-            raise CapeError(f"report.signal_margin must lie in [0, 1] (accuracy), got {margin}")
+        share = self.signal_share
+        if isinstance(share, bool) or not isinstance(share, int | float):
+            raise CapeError(f"report.signal_share must be a number, got {share!r}")
+        if not (math.isfinite(share) and 0.0 < share <= 1.0):
+            raise CapeError(f"report.signal_share must lie in (0, 1], got {share}")
 
     @classmethod
     def from_study(cls, study: Mapping[str, Any] | None, **overrides: Any) -> ReportSettings:

@@ -207,8 +207,11 @@ class ReportSection(_Section):
     seed: int = 0
     # Read back from study.yaml by cape.report.settings (cape report honours them too).
     min_cell_n: int = Field(20, ge=1, description="suppress subgroup rows with fewer test ECGs")
-    signal_margin: float = Field(
-        0.2, ge=0, le=1, description="flag signal-spectrum identifiability this far above encoders"
+    signal_share: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="flag encoders keeping less of signal-spectrum's identifiability",
     )
 
 
