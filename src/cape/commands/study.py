@@ -79,7 +79,7 @@ def check_command(args: argparse.Namespace) -> int:
         n_cells = len(config.sweep.values) * (len(config.sweep.by.values) if config.sweep.by else 1)
         cells = f" x {n_cells} sweep cells"
     print(
-        f"study {config.name}: ok ({runs} pretraining runs{cells}; "
+        f"study {config.name}: ok ({runs} pretraining run{'s' * (runs != 1)}{cells}; "
         f"checked in {time.perf_counter() - started:.1f} s)"
     )
     return 0
