@@ -191,25 +191,29 @@ def test_progress_lines_tests_markdown_and_figure(run) -> None:
 
 @pytest.mark.slow
 def test_resume_skips_recorded_cells(run, store: CohortStore) -> None:
-    """Bug caught: recorded cells trained again, a half-written cell taken as done, or a run
-    directory reused with other settings."""
+    """Bug caught: recorded cells trained again, a half-written cell taken as done, a
+    fine-tuning cell whose run directory exists refused ("already holds a run") or giving
+    another result, or a run directory reused with other settings."""
     config, result, _ = run
     out = result.out_dir
     before = {c: (c.directory(out) / CELL_FILE).read_bytes() for c in plan_cells(config)}
-    victim = Cell("mlp", 1.0, 1)
-    shutil.rmtree(victim.directory(out))
-    # A crash while writing leaves only a hidden temporary directory behind.
-    (victim.directory(out).parent / f".{victim.directory(out).name}.tmp-x").mkdir()
+    victims = [Cell("mlp", 1.0, 1), Cell("finetune", 1.0, 1)]
+    for victim in victims:
+        shutil.rmtree(victim.directory(out))
+        # A crash while writing leaves only a hidden temporary directory behind.
+        (victim.directory(out).parent / f".{victim.directory(out).name}.tmp-x").mkdir()
     lines: list[str] = []
     again = run_label_efficiency(config, log=lines.append, store=store)
-    assert again.ran == [victim]
-    assert len(again.skipped) == len(before) - 1
-    assert sum("recorded, skipped" in line for line in lines) == len(before) - 1
+    assert again.ran == victims
+    assert len(again.skipped) == len(before) - 2
+    assert sum("recorded, skipped" in line for line in lines) == len(before) - 2
     for cell, content in before.items():
-        if cell != victim:
+        if cell not in victims:
             assert (cell.directory(out) / CELL_FILE).read_bytes() == content
-    after = json.loads((victim.directory(out) / CELL_FILE).read_text())
-    assert after["selection_fingerprint"] == json.loads(before[victim])["selection_fingerprint"]
+    for victim in victims:
+        after = json.loads((victim.directory(out) / CELL_FILE).read_text())
+        first = json.loads(before[victim])
+        assert after["selection_fingerprint"] == first["selection_fingerprint"]
     pd.testing.assert_frame_equal(
         again.results.drop(columns=["ci_low", "ci_high"]).reset_index(drop=True),
         result.results.drop(columns=["ci_low", "ci_high"]).reset_index(drop=True),
@@ -220,3 +224,34 @@ def test_resume_skips_recorded_cells(run, store: CohortStore) -> None:
     changed = config.model_copy(update={"task": "age"})
     with pytest.raises(CapeError, match=r"other settings .*task"):
         run_label_efficiency(changed, log=lambda _: None, store=store)
+
+
+def test_figure_with_equal_seeds() -> None:
+    """Bug caught: seeds with equal values (a deterministic probe at 100 %) whose float mean
+    lies an ulp above them gave matplotlib a negative error bar and crashed the run."""
+    values = np.full(3, 0.1)
+    assert values.mean() > values.max()  # the float behaviour the figure must survive
+    results = pd.DataFrame(
+        {
+            "method": "linear",
+            "fraction": 1.0,
+            "seed": [0, 1, 2],
+            "test_cohort": "a",
+            "value": values,
+        }
+    )
+    summary = pd.DataFrame(
+        [
+            {
+                "method": "linear",
+                "fraction": 1.0,
+                "setting": "in-distribution",
+                "test_cohort": "a",
+                "metric": "auroc",
+                "n_train_patients": 10.0,
+                "mean": values.mean(),
+            }
+        ]
+    )
+    figure = label_efficiency_figure(summary, results, ["linear"])
+    assert [text.get_text() for text in figure.axes[0].get_xticklabels()] == ["100%\n(10 pat.)"]

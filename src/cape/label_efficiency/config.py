@@ -166,9 +166,11 @@ class LabelEfficiencyConfig(BaseModel):
             raise ValueError(problems) from None
         return values
 
-    def needs_encoder(self) -> bool:
-        """Whether a method needs the pretrained encoder (all but ``scratch``)."""
-        return any(m != SCRATCH for m in self.methods)
+    def needs_encoder(self) -> list[str]:
+        """The methods that need ``encoder``: ``finetune``, and the frozen heads unless
+        ``features`` are given."""
+        frozen = [] if self.features is not None else list(FROZEN_METHODS)
+        return [m for m in self.methods if m == FINETUNE or m in frozen]
 
     def fixed(self) -> dict[str, Any]:
         """The settings that decide what a cell computes (must match on resume)."""

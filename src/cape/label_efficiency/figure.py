@@ -67,9 +67,10 @@ def label_efficiency_figure(
                 & np.isfinite(results["value"].to_numpy(dtype=float))
             ]
             spread = seeds.groupby("fraction")["value"].agg(["min", "max"]).reindex(x)
+            # The mean of equal values can land an ulp outside them: clip at zero.
             errors = np.stack(
                 [mean - spread["min"].to_numpy(float), spread["max"].to_numpy(float) - mean]
-            )
+            ).clip(min=0.0)
             reference = method == MEAN_PREDICTOR
             axis.errorbar(
                 x,

@@ -71,7 +71,9 @@ def summary_markdown(
         for fraction in fractions:
             patients = block.loc[block["fraction"] == fraction, "n_train_patients"].median()
             share = f"{float(fraction) * 100:g}%"
-            header.append(f"{share} ({patients:.0f} patients)" if pd.notna(patients) else share)
+            if pd.notna(patients):
+                share += f" ({patients:.0f} patient{'s' * (round(patients) != 1)})"
+            header.append(share)
         lines = [
             f"## {escape(cohort)} ({setting}, {n_test} test ECGs)",
             "| " + " | ".join(header) + " |",

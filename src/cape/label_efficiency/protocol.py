@@ -7,7 +7,8 @@ recorded cells. A killed run resumes where it stopped: finished cells are
 skipped and an interrupted fine-tuning cell continues from its checkpoint.
 
 Outputs in ``OUT``: ``label-efficiency.yaml`` (settings), ``run.json``
-(store fingerprint, provenance), ``cells/`` (one directory per cell),
+(store fingerprint, provenance of the first invocation; every invocation's in
+``invocations.jsonl``), ``cells/`` (one directory per cell),
 ``runs/`` (fine-tuning run directories), ``features/`` (frozen features),
 ``results.{csv,parquet}``, ``summary.csv``, ``tests.csv``,
 ``predictions.parquet``, ``label-efficiency.md`` and ``label-efficiency.png``.
@@ -60,6 +61,7 @@ from cape.label_efficiency.tables import collect, summarise, tests_table
 logger = logging.getLogger(__name__)
 
 RUN_FILE = "run.json"
+INVOCATIONS_FILE = "invocations.jsonl"
 FIGURE_FILE = "label-efficiency.png"
 MARKDOWN_FILE = "label-efficiency.md"
 
@@ -153,10 +155,9 @@ def run_label_efficiency(
         raise CapeError("label efficiency needs a store: --store PATH")
     if config.cohort is None:
         raise CapeError("label efficiency needs the training cohort: --cohort NAME")
-    if config.needs_encoder() and config.encoder is None and config.features is None:
+    if config.needs_encoder() and config.encoder is None:
         raise CapeError(
-            f"methods {[m for m in config.methods if m != 'scratch']} need the pretrained "
-            "encoder: --encoder PATH"
+            f"methods {config.needs_encoder()} need the pretrained encoder: --encoder PATH"
         )
     if config.encoder is not None and not Path(config.encoder).exists():
         raise CapeError(f"encoder {config.encoder} does not exist")
@@ -181,7 +182,11 @@ def run_label_efficiency(
     full = cell_selection(config, manifest, 1.0, config.seeds[0])  # task, cohorts, splits
     root.mkdir(parents=True, exist_ok=True)
     save_config(config, root / CONFIG_FILE)
-    (root / RUN_FILE).write_text(json.dumps(_provenance(config, fingerprint), indent=2))
+    facts = _provenance(config, fingerprint)
+    if not (root / RUN_FILE).is_file():  # the first invocation's; later ones are appended
+        (root / RUN_FILE).write_text(json.dumps(facts, indent=2, default=str))
+    with (root / INVOCATIONS_FILE).open("a") as invocations:
+        invocations.write(json.dumps(facts, default=str) + "\n")
 
     # ---- cells ------------------------------------------------------------------------------
     cells = plan_cells(config)
@@ -298,7 +303,8 @@ def _is_sample_problem(error: CapeError) -> bool:
 def _cell_line(
     info: dict[str, Any], predictions: pd.DataFrame, selection: Selection, cohort: str
 ) -> str:
-    sizes = f"{info['n_train_patients']} patients, {info['n_train']} ECGs"
+    patients, ecgs = info["n_train_patients"], info["n_train"]
+    sizes = f"{patients} patient{'s' * (patients != 1)}, {ecgs} ECG{'s' * (ecgs != 1)}"
     seconds = f"{info['seconds']:.1f} s"
     if info["status"] != "ok":
         return f"{sizes} -> failed: {info['error']} ({seconds})"

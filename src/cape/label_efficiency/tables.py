@@ -28,7 +28,7 @@ import pandas as pd
 
 from cape.errors import CapeError
 from cape.finetune.labels import Selection
-from cape.label_efficiency.cells import MEAN_PREDICTOR, Cell, read_cell
+from cape.label_efficiency.cells import CELL_PREDICTION_COLUMNS, MEAN_PREDICTOR, Cell, read_cell
 from cape.protocols.comparisons import TEST_COLUMNS, paired_tests
 from cape.stats import UndefinedMetricError, bootstrap_ci, bootstrap_indices, mean_se_ci
 
@@ -186,7 +186,8 @@ def collect(
             frames.append(frame)
     results = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
     results = results.astype({"n_train_patients": "Int64", "n_train": "Int64", "n_val": "Int64"})
-    predictions = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    empty = pd.DataFrame(columns=["method", "fraction", "seed", *CELL_PREDICTION_COLUMNS])
+    predictions = pd.concat(frames, ignore_index=True) if frames else empty
     return results, predictions
 
 
