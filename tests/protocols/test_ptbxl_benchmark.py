@@ -536,7 +536,9 @@ def test_command_error_is_one_line(tmp_path, capsys):
     from cape.cli import main
     from cape.embed import write_features
 
-    index = pd.DataFrame({"record_id": ["1", "2"], "cohort": "x", "diagnoses": [["NORM"], ["SR"]]})
+    index = pd.DataFrame(
+        {"record_id": ["1", "2"], "cohort": "x", "split": "train", "diagnoses": [["NORM"], ["SR"]]}
+    )
     write_features(tmp_path / "f", np.zeros((2, 3), np.float32), index, {})
     code = main(
         [
