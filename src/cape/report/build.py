@@ -11,7 +11,9 @@ from cape.report.context import ReportContext
 from cape.report.document import Document
 from cape.report.embedding import DEFAULT_PER_COHORT
 from cape.report.figures import cohort_colours, model_colours
+from cape.report.finetuning import finetune_section
 from cape.report.html import write_html
+from cape.report.label_efficiency import label_efficiency_section
 from cape.report.markdown import write_markdown
 from cape.report.results_sections import (
     composition_section,
@@ -41,6 +43,8 @@ SECTIONS = (
     pretraining_section,
     ood_section,
     composition_section,
+    finetune_section,
+    label_efficiency_section,
     embeddings_section,
     diagnostics_section,
     provenance_section,

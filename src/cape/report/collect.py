@@ -10,6 +10,10 @@ Run directory (see :mod:`cape.study.runner`)::
     study.yaml  provenance.json  store/  pretrain/NAME-seedK/  features/NAME-seedK/
     evaluation/  (protocol result directories; identifiability.{json,parquet,csv};
                   retrieval.{parquet,csv})
+    finetune/NAME/results/   (``cape finetune --out RUN/finetune/NAME``; protocol
+                              ``finetune`` results may also sit under evaluation/)
+    label-efficiency/        (``cape label-efficiency --out RUN/label-efficiency``, or one
+                              run per subfolder: label-efficiency/NAME/)
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import pandas as pd
 import yaml
 
 from cape.markers import MARKER
+from cape.protocols.featuresets import MEAN_PREDICTOR
 from cape.protocols.results import CONFIG_FILE, TABLE_FILES, ProtocolResult
 from cape.report.identifiability import read_identifiability
 from cape.report.naming import split_label
@@ -32,6 +37,12 @@ from cape.report.retrieval import read_retrieval
 logger = logging.getLogger(__name__)
 
 IDB_BATCHING = ("idb", "idb-mask")
+FINETUNE_PROTOCOL = "finetune"  # cape.finetune.evaluate.PROTOCOL
+FINETUNE_DIR = "finetune"
+LABEL_EFFICIENCY_DIR = "label-efficiency"
+# File names of cape.label_efficiency.protocol's outputs (docs/label-efficiency.md).
+LE_SUMMARY = "summary.csv"
+LE_CONFIG = "label-efficiency.yaml"
 
 
 @dataclass
@@ -62,6 +73,18 @@ class FeatureDir:
 
 
 @dataclass
+class LabelEfficiencyRun:
+    """One ``cape label-efficiency`` output folder (its saved tables, nothing recomputed)."""
+
+    name: str
+    path: Path
+    results: pd.DataFrame  # one row per (method, fraction, seed, test cohort)
+    summary: pd.DataFrame  # per (method, fraction, test cohort), over seeds
+    tests: pd.DataFrame  # paired tests per fraction and pair of methods
+    config: dict[str, Any] = field(default_factory=dict)  # label-efficiency.yaml
+
+
+@dataclass
 class RunData:
     """Everything the report reads from one run directory."""
 
@@ -76,6 +99,8 @@ class RunData:
     feature_dirs: list[FeatureDir] = field(default_factory=list)
     ood: ProtocolResult | None = None
     composition: ProtocolResult | None = None
+    finetune: ProtocolResult | None = None
+    label_efficiency: list[LabelEfficiencyRun] = field(default_factory=list)
     identifiability: pd.DataFrame | None = None
     retrieval: pd.DataFrame | None = None
     stage_markers: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -278,11 +303,12 @@ def _read_features(data: RunData) -> None:
         data.feature_dirs.append(FeatureDir(model, seed or 0, path, untrained))
 
 
-def _read_evaluation(data: RunData) -> None:
+def _read_evaluation(data: RunData) -> list[ProtocolResult]:
+    """Read evaluation/; returns the fine-tuning results found there (read with the others)."""
     evaluation = data.run_dir / "evaluation"
     if not evaluation.is_dir():
         data.messages.append("no evaluation/ directory: protocol results are missing")
-        return
+        return []
     found: dict[str, list[ProtocolResult]] = {}
     for results_file in sorted(evaluation.rglob(TABLE_FILES["results"])):
         directory = results_file.parent
@@ -292,7 +318,7 @@ def _read_evaluation(data: RunData) -> None:
             data.messages.append(f"{directory}: unreadable protocol results ({error})")
             continue
         protocol = _protocol_of(directory, result)
-        if protocol in ("ood", "composition"):
+        if protocol in ("ood", "composition", FINETUNE_PROTOCOL):
             found.setdefault(protocol, []).append(result)
         else:
             data.messages.append(f"{directory}: results of unknown protocol {protocol!r}")
@@ -300,6 +326,111 @@ def _read_evaluation(data: RunData) -> None:
     data.composition = _concat(found["composition"]) if "composition" in found else None
     data.identifiability = read_identifiability(evaluation, data.messages)
     data.retrieval = read_retrieval(evaluation)
+    return found.get(FINETUNE_PROTOCOL, [])
+
+
+def _with_fraction(result: ProtocolResult) -> ProtocolResult:
+    """A fine-tuning result with its run's ``train_fraction`` (config.json) as a column.
+
+    Runs on a share of the training patients are another condition than full runs:
+    the column keeps them apart when several runs are pooled.
+    """
+    fraction = float((result.config.get("settings") or {}).get("train_fraction") or 1.0)
+    result.results = result.results.assign(train_fraction=fraction)
+    result.predictions = result.predictions.assign(train_fraction=fraction)
+    return result
+
+
+def pool_finetune(parts: list[ProtocolResult]) -> ProtocolResult:
+    """Several fine-tuning result directories (one per run) as one result.
+
+    Every run writes the mean predictor beside its model; a fine-tuned and a
+    from-scratch run of one seed and share train it on the same patients, so the
+    identical copies are kept once. ``summary`` is left empty: the report's
+    fine-tuning table aggregates the runs itself.
+    """
+    parts = [_with_fraction(part) for part in parts]
+    results = pd.concat([p.results for p in parts], ignore_index=True)
+    predictions = pd.concat([p.predictions for p in parts], ignore_index=True)
+    for column in ("protocol", "model", "baseline", "setting", "train_cohort", "task", "cohort"):
+        if column in predictions:  # categoricals of different runs concatenate as objects
+            predictions[column] = predictions[column].astype(str)
+    mean = results["model"] == MEAN_PREDICTOR
+    same = [c for c in results.columns if c != "encoder_seed"]
+    results = pd.concat(
+        [results[~mean], results[mean].drop_duplicates(subset=same)], ignore_index=True
+    )
+    mean = predictions["model"] == MEAN_PREDICTOR
+    same = [c for c in predictions.columns if c != "encoder_seed"]
+    predictions = pd.concat(
+        [predictions[~mean], predictions[mean].drop_duplicates(subset=same)], ignore_index=True
+    )
+    labels = pd.concat([p.labels for p in parts], ignore_index=True)
+    return ProtocolResult(
+        results=results,
+        predictions=predictions,
+        summary=pd.DataFrame(),
+        summary_by_seed=pd.DataFrame(),
+        tests=pd.DataFrame(),
+        labels=labels,
+        config=parts[0].config,
+    )
+
+
+def _read_finetune(data: RunData, from_evaluation: list[ProtocolResult]) -> None:
+    """``finetune/NAME/results/`` of ``cape finetune --out RUN/finetune/NAME`` runs."""
+    parts = list(from_evaluation)
+    root = data.run_dir / FINETUNE_DIR
+    for directory in sorted(root.glob("*/results")) if root.is_dir() else []:
+        if not (directory / TABLE_FILES["results"]).is_file():
+            data.messages.append(f"{directory}: no {TABLE_FILES['results']} (run unfinished?)")
+            continue
+        try:
+            result = read_protocol_dir(directory)
+        except (OSError, ValueError) as error:
+            data.messages.append(f"{directory}: unreadable fine-tuning results ({error})")
+            continue
+        protocol = _protocol_of(directory, result)
+        if protocol != FINETUNE_PROTOCOL:
+            data.messages.append(f"{directory}: results of protocol {protocol!r}, not finetune")
+            continue
+        parts.append(result)
+    parts = [part for part in parts if len(part.results)]
+    data.finetune = pool_finetune(parts) if parts else None
+
+
+def _label_efficiency_dirs(root: Path) -> list[Path]:
+    if (root / LE_SUMMARY).is_file():
+        return [root]
+    return sorted(p.parent for p in root.glob(f"*/{LE_SUMMARY}")) if root.is_dir() else []
+
+
+def _read_label_efficiency(data: RunData) -> None:
+    """``label-efficiency/`` (one run) or ``label-efficiency/NAME/`` (several)."""
+    root = data.run_dir / LABEL_EFFICIENCY_DIR
+    for path in _label_efficiency_dirs(root):
+        try:
+            summary = pd.read_csv(path / LE_SUMMARY)
+            results = _read_table(path / "results.parquet")
+            tests = pd.read_csv(path / "tests.csv") if (path / "tests.csv").is_file() else None
+        except (OSError, ValueError) as error:
+            data.messages.append(f"{path}: unreadable label-efficiency tables ({error})")
+            continue
+        if results.empty:
+            data.messages.append(f"{path}: no label-efficiency results table (results.csv)")
+            continue
+        config_path = path / LE_CONFIG
+        config = _read_yaml(config_path, data.messages) if config_path.is_file() else {}
+        data.label_efficiency.append(
+            LabelEfficiencyRun(
+                name=path.name if path != root else LABEL_EFFICIENCY_DIR,
+                path=path,
+                results=results,
+                summary=summary,
+                tests=tests if tests is not None else pd.DataFrame(),
+                config=config if isinstance(config, dict) else {},
+            )
+        )
 
 
 def _read_stage_markers(data: RunData) -> None:
@@ -340,7 +471,8 @@ def collect(run_dir: str | Path) -> RunData:
     _read_store(data)
     _read_pretraining(data)
     _read_features(data)
-    _read_evaluation(data)
+    _read_finetune(data, _read_evaluation(data))
+    _read_label_efficiency(data)
     _read_stage_markers(data)
     for message in data.messages:
         logger.info("report: %s", message)
