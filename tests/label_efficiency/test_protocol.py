@@ -255,3 +255,48 @@ def test_figure_with_equal_seeds() -> None:
     )
     figure = label_efficiency_figure(summary, results, ["linear"])
     assert [text.get_text() for text in figure.axes[0].get_xticklabels()] == ["100%\n(10 pat.)"]
+
+
+@pytest.mark.slow
+def test_multilabel_task(store: CohortStore, encoder_file: Path, tmp_path: Path) -> None:
+    """Bug caught: multi-label predictions (one row per ECG and label) scored on the wrong
+    ECG-label pairs, or a DeLong test attempted on macro AUROC.
+
+    The tiny simulated store gets a list column (``codes``: from each patient's sex and
+    age) and is written again; the frozen methods and the mean predictor run on it.
+    """
+    from cape.stats import macro_auroc
+    from cape.store import create_store_from_arrays
+
+    manifest = store.manifest.copy()
+    manifest["codes"] = [
+        [code for code, on in (("MALE", s == "M"), ("OLD", a > 55), ("ANY", True)) if on]
+        for s, a in zip(manifest["sex"], manifest["age"], strict=True)
+    ]
+    signals = np.stack([store.read(i) for i in range(len(store))])
+    coded = create_store_from_arrays(tmp_path / "coded", signals, manifest)
+    config = load_config(
+        None,
+        [
+            *fast_settings(coded, encoder_file, tmp_path / "out"),
+            "task=codes",
+            "methods=[linear, mlp]",
+            "fractions=[0.5, 1]",
+            "seeds=[0, 1]",
+        ],
+    )
+    result = run_label_efficiency(config, log=lambda _: None, store=coded)
+    full = cell_selection(config, coded.manifest, 1.0, 0)
+    assert full.label_names == ("ANY", "MALE", "OLD")
+    order = ordered_test_ids(full, coded.manifest)["harbor"]
+    harbor = manifest[manifest["cohort"] == "harbor"]  # record ids repeat across cohorts
+    truth = harbor.set_index("record_id").loc[order, "codes"]
+    for row in result.results.itertuples(index=False):
+        assert row.metric == "macro_auroc" and row.status == "ok"
+        predictions = read_cell(Cell(row.method, row.fraction, row.seed), result.out_dir)[1]
+        wide = predictions.pivot(index="record_id", columns="label", values="y_pred")
+        y_pred = wide.loc[order, ["ANY", "MALE", "OLD"]].to_numpy()
+        y_true = np.array([[c in codes for c in ("ANY", "MALE", "OLD")] for codes in truth])
+        # ANY is constant: macro AUROC averages the labels where it is defined.
+        np.testing.assert_equal(row.value, macro_auroc(y_true.astype(float), y_pred))
+    assert set(result.tests["test"]) == {"wilcoxon_signed_rank"}
