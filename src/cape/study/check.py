@@ -84,6 +84,8 @@ def check_study(config: Any, cohorts_exist: bool = False) -> CheckResult:
     cohorts = _cohorts(config, result, cohorts_exist)
     runs = _pretrain(config, cohorts, result)
     _evaluate(config, cohorts, runs, result)
+    if config.label_efficiency is not None:
+        _label_efficiency(config, cohorts, result)
     if config.sweep is not None:
         _sweep(config, result, cohorts_exist)
     result.problems = list(dict.fromkeys(result.problems))
@@ -253,6 +255,52 @@ def _heads_test_patients_left_out(config: Any) -> list[str]:
                 f"the cohort the OOD heads are trained on; add {train_cohort}: [test]"
             )
     return problems
+
+
+# ---------------------------------------------------------------- label efficiency
+def _label_efficiency(config: Any, cohorts: list[str] | None, result: CheckResult) -> None:
+    """The pretraining run and seed, the cohorts, the task, and every setting against
+    :class:`cape.label_efficiency.LabelEfficiencyConfig`."""
+    from cape.label_efficiency.config import LabelEfficiencyConfig
+
+    section = config.label_efficiency
+    where = "label_efficiency"
+    runs = {run.name: run.seeds for run in config.pretrain.runs}
+    if section.run not in runs:
+        known = ", ".join(runs) or "none"
+        result.problems.append(
+            f"{where}.run: no pretraining run {section.run!r}{did_you_mean(section.run, runs)} "
+            f"(runs: {known})"
+        )
+    elif section.run_seed is not None and section.run_seed not in runs[section.run]:
+        result.problems.append(
+            f"{where}.run_seed: run {section.run!r} has no seed {section.run_seed} "
+            f"(seeds: {', '.join(map(str, runs[section.run]))})"
+        )
+    if cohorts is not None:
+        named = [("cohort", section.cohort)]
+        named += [("test_cohorts", name) for name in section.test_cohorts or []]
+        for key, name in named:
+            if name not in cohorts:
+                result.problems.append(
+                    f"{where}.{key}: the study has no cohort {name!r}{did_you_mean(name, cohorts)}"
+                    f" (cohorts: {', '.join(cohorts)})"
+                )
+    if section.task not in STUDY_TASKS:
+        hint = did_you_mean(section.task, STUDY_TASKS)
+        text = f"{where}.task: {section.task!r} is not one of {', '.join(STUDY_TASKS)}{hint}" + (
+            "" if hint else "; it must be a list-valued column of the store's manifest"
+        )
+        (result.problems if hint else result.notes).append(text)
+    for name in ("epochs", "batch_size"):
+        if getattr(section, name) is not None and name in section.finetune:
+            result.problems.append(
+                f"{where}.{name}: also given as {where}.finetune.{name}; give one of them"
+            )
+    try:
+        LabelEfficiencyConfig.model_validate(section.protocol_values())
+    except ValidationError as error:
+        result.problems += validation_messages(error, LabelEfficiencyConfig, where)
 
 
 # --------------------------------------------------------------------------- sweep

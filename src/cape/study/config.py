@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -201,6 +201,65 @@ class EvaluateSection(_Section):
     seed: int = 0
 
 
+class LabelEfficiencySection(_Section):
+    """``cape label-efficiency`` on one of the study's pretrained models (docs/label-efficiency.md).
+
+    The fields mirror :class:`cape.label_efficiency.LabelEfficiencyConfig` (which
+    ``cape study check`` validates them against); ``run``/``run_seed`` name the
+    pretrained encoder, and ``epochs``/``batch_size`` are short for
+    ``finetune.epochs``/``finetune.batch_size``. Outputs go to ``RUN/label-efficiency/``.
+    """
+
+    run: str = Field(..., description="the pretraining run (a name under pretrain.runs)")
+    run_seed: int | None = Field(
+        None, ge=0, description="its encoder seed (default: the run's first seed)"
+    )
+    cohort: str = Field(..., description="cohort whose training patients are subsampled")
+    task: str = Field("sex", description="age, sex, superclass or a list-valued manifest column")
+    test_cohorts: list[str] | None = Field(None, description="scored cohorts (null: `cohort`)")
+    topcoded: Literal["keep", "exclude"] = "keep"
+    fractions: list[float] = Field(default_factory=lambda: [0.01, 0.1, 1.0])
+    methods: list[str] = Field(default_factory=lambda: ["linear", "mlp", "finetune", "scratch"])
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
+    epochs: int | None = Field(None, ge=1, description="finetune.epochs (finetune, scratch)")
+    batch_size: int | None = Field(None, ge=1, description="finetune.batch_size")
+    study_features: bool = Field(
+        True,
+        description="frozen heads read the embed stage's features of the run (embed.windows); "
+        "false: the protocol embeds by fine-tuning's evaluation rule",
+    )
+    finetune: dict[str, Any] = Field(default_factory=dict, description="cape finetune settings")
+    linear: dict[str, Any] = Field(default_factory=dict, description="linear probe parameters")
+    mlp: dict[str, Any] = Field(default_factory=dict, description="MLP head parameters")
+    head_std_floor: float = Field(0.0, ge=0)
+    bootstrap_resamples: int = Field(1000, ge=10)
+    bootstrap_seed: int = Field(0, ge=0)
+    confidence: float = Field(0.95, gt=0, lt=1)
+    alpha: float = Field(0.05, gt=0, lt=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = Field(None, ge=1, description="torch threads")
+    keep_checkpoints: bool = False
+
+    # Fields that are not LabelEfficiencyConfig's own (the rest pass through by name).
+    STUDY_ONLY: ClassVar[tuple[str, ...]] = (
+        "run",
+        "run_seed",
+        "epochs",
+        "batch_size",
+        "study_features",
+    )
+
+    def protocol_values(self) -> dict[str, Any]:
+        """The section as :class:`LabelEfficiencyConfig` values (no store, encoder, out_dir)."""
+        values = {k: v for k, v in self.model_dump(mode="json").items() if k not in self.STUDY_ONLY}
+        finetune = dict(values["finetune"])
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) is not None:
+                finetune[name] = getattr(self, name)
+        values["finetune"] = finetune
+        return values
+
+
 class ReportSection(_Section):
     enabled: bool = True
     tsne_per_cohort: int = Field(2000, ge=10, description="embeddings per cohort in t-SNE plots")
@@ -243,6 +302,7 @@ class StudyConfig(_Section):
     pretrain: PretrainSection = Field(default_factory=PretrainSection)
     embed: EmbedSection = Field(default_factory=EmbedSection)
     evaluate: EvaluateSection = Field(default_factory=EvaluateSection)
+    label_efficiency: LabelEfficiencySection | None = None
     report: ReportSection = Field(default_factory=lambda: ReportSection())
 
     @model_validator(mode="after")

@@ -1,4 +1,5 @@
-"""Run a study: simulate -> ingest -> pretrain -> embed -> evaluate -> report, each stage cached.
+"""Run a study: simulate -> ingest -> pretrain -> embed -> evaluate -> label efficiency
+(when the study has a ``label_efficiency:`` section) -> report, each stage cached.
 
 Every stage writes into its own directory under the run directory and leaves
 a ``.stage.json`` marker holding a content hash of its inputs (its settings
@@ -19,6 +20,7 @@ Run directory::
     pretrain/NAME-seedK/  one pretraining run per model and encoder seed
     features/NAME-seedK/  their features (and untrained-seed0/)
     evaluation/           protocol results
+    label-efficiency/     cape label-efficiency on one pretrained model (optional section)
     report/               report.html, report.md and figures
 """
 
@@ -43,7 +45,7 @@ from cape.study.config import StudyConfig
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("simulate", "ingest", "pretrain", "embed", "evaluate", "report")
+STAGES = ("simulate", "ingest", "pretrain", "embed", "evaluate", "label-efficiency", "report")
 
 
 def content_hash(payload: Any) -> str:
@@ -239,9 +241,10 @@ class StudyRunner:
         runs = stages.pretrain_stage(self, store)
         features = stages.embed_stage(self, store, runs)
         evaluation = stages.evaluate_stage(self, features, store)
+        efficiency = stages.label_efficiency_stage(self, store, runs, features)
         self._write_provenance()
         if self.config.report.enabled:
-            stages.report_stage(self, store, runs, features, evaluation)
+            stages.report_stage(self, store, runs, features, evaluation, efficiency)
             self._write_provenance()
         return self.out
 

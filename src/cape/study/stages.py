@@ -304,6 +304,77 @@ def evaluate_stage(
     return runner.stage("protocols", "evaluate", runner.out / "evaluation", inputs, work)
 
 
+# -------------------------------------------------------------------- label efficiency
+LABEL_EFFICIENCY_DIR = "label-efficiency"  # where cape.report.collect looks
+
+
+def label_efficiency_stage(
+    runner: StudyRunner,
+    store: StageResult,
+    models: list[PretrainedModel],
+    features: list[FeatureSet],
+) -> StageResult | None:
+    """``cape label-efficiency`` on one pretrained model into ``RUN/label-efficiency/``.
+
+    The key holds the section, the store's stamp and the pretraining run's stamp
+    (and the features' stamp when the frozen heads read the embed stage's), so a
+    rerun skips it and a changed setting or model reruns it. Interrupted, it
+    resumes: recorded cells are skipped by the protocol itself.
+
+    Returns:
+        None when the study has no ``label_efficiency:`` section.
+
+    Raises:
+        CapeError: a run or seed the study did not pretrain; anything the
+            protocol rejects (task, cohort, settings).
+    """
+    section = runner.config.label_efficiency
+    if section is None:
+        return None
+    trained = [m for m in models if not m.untrained and m.name == section.run]
+    if not trained:
+        names = sorted({m.name for m in models if not m.untrained})
+        raise CapeError(
+            f"label_efficiency.run: no pretraining run {section.run!r} (runs: {', '.join(names)})"
+        )
+    seed = trained[0].seed if section.run_seed is None else section.run_seed
+    model = next((m for m in trained if m.seed == seed), None)
+    if model is None:
+        seeds = ", ".join(str(m.seed) for m in trained)
+        raise CapeError(
+            f"label_efficiency.run_seed: run {section.run!r} has no seed {seed} (seeds: {seeds})"
+        )
+    feature_set = None
+    if section.study_features:
+        feature_set = next(
+            f for f in features if not f.untrained and (f.name, f.seed) == (model.name, seed)
+        )
+    inputs = {
+        "section": section.model_dump(mode="json"),
+        "store": store.stamp,
+        "pretrain": model.stage.stamp,
+        "features": feature_set.stage.stamp if feature_set is not None else None,
+    }
+
+    def work(path: Path, resuming: bool) -> None:
+        from cape.label_efficiency import run_label_efficiency
+        from cape.label_efficiency.config import validate_config
+
+        values = dict(
+            section.protocol_values(),
+            store=str(store.directory),
+            encoder=str(model.run_dir),
+            out_dir=str(path),
+            features=str(feature_set.directory) if feature_set is not None else None,
+            progress=runner.progress,
+        )
+        config = validate_config(values, "study section label_efficiency")
+        run_label_efficiency(config, log=lambda line: runner.log(f"  {line}"))
+
+    label = f"label efficiency ({model.name}-seed{seed})"
+    return runner.stage(label, "label-efficiency", runner.out / LABEL_EFFICIENCY_DIR, inputs, work)
+
+
 # ------------------------------------------------------------------------------ report
 def report_stage(
     runner: StudyRunner,
@@ -311,6 +382,7 @@ def report_stage(
     models: list[PretrainedModel],
     features: list[FeatureSet],
     evaluation: StageResult,
+    label_efficiency: StageResult | None = None,
 ) -> StageResult:
     section = runner.config.report
     inputs = {
@@ -318,6 +390,8 @@ def report_stage(
         "store": store.stamp,
         "report": section.model_dump(mode="json"),
     }
+    if label_efficiency is not None:  # (absent from the key of studies without the stage)
+        inputs["label_efficiency"] = label_efficiency.stamp
 
     def work(path: Path, resuming: bool) -> None:
         from cape.report import write_report
