@@ -9,6 +9,7 @@ Expected numbers are recomputed here from the predictions with numpy/scipy.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -125,6 +126,25 @@ def test_collect_pools_runs_and_keeps_mean_predictor_once(
     ]
     assert len(mean[mean["train_fraction"] == 0.5]) == 2
     assert not any("unknown protocol" in m for m in data.messages)
+
+
+def test_unfinished_run_is_reported_not_fatal(
+    finetune_run: tuple[Path, dict[str, pd.DataFrame]], tmp_path: Path
+) -> None:
+    """A fine-tuning folder still training (no results yet) is listed, the rest still read.
+
+    Bug caught: the unfinished folder silently ignored, or failing the whole report.
+    """
+    source, _ = finetune_run
+    run = tmp_path / "run"
+    shutil.copytree(source / "finetune" / "ft-age-s0", run / "finetune" / "ft-age-s0")
+    (run / "finetune" / "training" / "checkpoints").mkdir(parents=True)
+    data = collect(run)
+    assert data.finetune is not None and set(data.finetune.results["run"]) == {0}
+    assert any(
+        m.startswith(str(run / "finetune" / "training" / "results")) and "unfinished" in m
+        for m in data.messages
+    )
 
 
 def test_section_numbers(

@@ -381,7 +381,8 @@ def _read_finetune(data: RunData, from_evaluation: list[ProtocolResult]) -> None
     """``finetune/NAME/results/`` of ``cape finetune --out RUN/finetune/NAME`` runs."""
     parts = list(from_evaluation)
     root = data.run_dir / FINETUNE_DIR
-    for directory in sorted(root.glob("*/results")) if root.is_dir() else []:
+    for run_dir in sorted(p for p in root.glob("*") if p.is_dir()) if root.is_dir() else []:
+        directory = run_dir / "results"
         if not (directory / TABLE_FILES["results"]).is_file():
             data.messages.append(f"{directory}: no {TABLE_FILES['results']} (run unfinished?)")
             continue

@@ -149,7 +149,9 @@ def _run_blocks(context: ReportContext, run: LabelEfficiencyRun, section: Sectio
     summary = run.summary[run.summary["test_cohort"].astype(str).isin(kept)]
     results = run.results[run.results["test_cohort"].astype(str).isin(kept)]
     if len(summary):
-        figure = label_efficiency_figure(summary, results, [m for m in order])
+        # The figure draws the mean predictor itself (dashed, last): not among the methods.
+        methods = [m for m in order if m != MEAN_PREDICTOR]
+        figure = label_efficiency_figure(summary, results, methods)
         section.add(
             context.figure(
                 figure,
