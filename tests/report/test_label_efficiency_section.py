@@ -224,3 +224,24 @@ def test_no_section_without_label_efficiency(partial_run: Path, tmp_path: Path) 
     markdown = (tmp_path / "report" / "report.md").read_text()
     assert "Label efficiency" not in markdown
     assert collect(partial_run).label_efficiency == []
+
+
+def test_bad_tables_are_listed_not_fatal(
+    le_run: tuple[Path, dict[Cell, pd.DataFrame]], tmp_path: Path
+) -> None:
+    """A results table without a column the section needs names the folder and the column.
+
+    Bug caught: a KeyError deep in the section stopping the whole report.
+    """
+    source, _ = le_run
+    run = tmp_path / "run"
+    shutil.copytree(source / "label-efficiency", run / "label-efficiency")
+    results = pd.read_parquet(run / "label-efficiency" / "results.parquet")
+    results.drop(columns="n").to_parquet(run / "label-efficiency" / "results.parquet")
+    data = collect(run)
+    assert data.label_efficiency == []
+    assert f"{run / 'label-efficiency'}: not a label-efficiency output (results lacks ['n'])" in (
+        data.messages
+    )
+    write_report(run, tmp_path / "report")
+    assert "## Label efficiency" not in (tmp_path / "report" / "report.md").read_text()

@@ -43,6 +43,21 @@ LABEL_EFFICIENCY_DIR = "label-efficiency"
 # File names of cape.label_efficiency.protocol's outputs (docs/label-efficiency.md).
 LE_SUMMARY = "summary.csv"
 LE_CONFIG = "label-efficiency.yaml"
+# The columns the report's section and the package's figure read.
+LE_RESULT_COLUMNS = (
+    "method",
+    "fraction",
+    "seed",
+    "n_train_patients",
+    "setting",
+    "train_cohort",
+    "test_cohort",
+    "task",
+    "metric",
+    "value",
+    "n",
+)
+LE_SUMMARY_COLUMNS = ("method", "fraction", "setting", "test_cohort", "metric", "mean")
 
 
 @dataclass
@@ -419,6 +434,17 @@ def _read_label_efficiency(data: RunData) -> None:
             continue
         if results.empty:
             data.messages.append(f"{path}: no label-efficiency results table (results.csv)")
+            continue
+        missing = {
+            name: sorted(set(columns) - set(table.columns))
+            for name, table, columns in (
+                ("results", results, LE_RESULT_COLUMNS),
+                (LE_SUMMARY, summary, LE_SUMMARY_COLUMNS),
+            )
+        }
+        if any(missing.values()):
+            text = "; ".join(f"{name} lacks {cols}" for name, cols in missing.items() if cols)
+            data.messages.append(f"{path}: not a label-efficiency output ({text})")
             continue
         config_path = path / LE_CONFIG
         config = _read_yaml(config_path, data.messages) if config_path.is_file() else {}
