@@ -13,6 +13,11 @@ Example (the bundled demo is ``cape/studies/demo.yaml``)::
         - {name: idb, settings: {batching: idb}, seeds: [0, 1, 2]}
     evaluate:
       ood: {train_cohort: harbour, tasks: [age, sex], runs: 5}
+    label_efficiency:                           # optional (cape/studies/label-efficiency.yaml)
+      run: idb                                  # one of pretrain.runs
+      cohort: linden
+      task: sex
+      fractions: [0.05, 0.1, 1.0]
 """
 
 from __future__ import annotations
