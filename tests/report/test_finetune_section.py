@@ -65,7 +65,15 @@ def _run(
         baseline="scratch" if scratch else "",
         encoder_seed=seed if scratch else 0,
         run=seed,
-        settings={"task": task, "train_fraction": fraction, "seed": seed},
+        # from scratch "stops" at its last allowed epoch, the fine-tuned run earlier
+        settings={
+            "task": task,
+            "train_fraction": fraction,
+            "seed": seed,
+            "epochs": 5,
+            "best_epoch": 5 if scratch else 3,
+            "epochs_run": 5,
+        },
     )
     write_finetune_results(result, run / "finetune" / name / "results")
     return result.predictions
@@ -175,6 +183,24 @@ def test_section_numbers(
     assert len(half) == 1
     assert f"| {_mae(predictions['half'], 'finetune', TRAIN):.2f} \\[" in half[0]
     assert "| 1 |" in half[0]
+
+
+def test_runs_table(finetune_run: tuple[Path, dict[str, pd.DataFrame]], tmp_path: Path) -> None:
+    """One row per run folder; a best epoch at the last allowed epoch is flagged.
+
+    Bug caught: runs read from folders but not listed, or the flag on every run.
+    """
+    run, _ = finetune_run
+    write_report(run, tmp_path / "report", min_cell_n=1)
+    lines = (tmp_path / "report" / "report.md").read_text().splitlines()
+    rows = [line for line in lines if line.startswith("| finetune/")]
+    assert len(rows) == 2 * len(SEEDS) + 2
+    scratch = next(line for line in rows if line.startswith("| finetune/scratch-age-s1/results |"))
+    assert (
+        "| scratch | random (scratch) | age | harbour | 1 | 100% | 5 / 5 (last epoch) |" in scratch
+    )
+    tuned = next(line for line in rows if line.startswith("| finetune/ft-age-half/results |"))
+    assert tuned.endswith("| finetune | pretrained | age | harbour | 0 | 50% | 3 / 5 |")
 
 
 def test_single_run_gets_a_bootstrap_interval(

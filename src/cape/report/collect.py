@@ -115,6 +115,7 @@ class RunData:
     ood: ProtocolResult | None = None
     composition: ProtocolResult | None = None
     finetune: ProtocolResult | None = None
+    finetune_runs: list[dict[str, Any]] = field(default_factory=list)  # one per run folder
     label_efficiency: list[LabelEfficiencyRun] = field(default_factory=list)
     identifiability: pd.DataFrame | None = None
     retrieval: pd.DataFrame | None = None
@@ -318,13 +319,14 @@ def _read_features(data: RunData) -> None:
         data.feature_dirs.append(FeatureDir(model, seed or 0, path, untrained))
 
 
-def _read_evaluation(data: RunData) -> list[ProtocolResult]:
+def _read_evaluation(data: RunData) -> list[tuple[Path, ProtocolResult]]:
     """Read evaluation/; returns the fine-tuning results found there (read with the others)."""
     evaluation = data.run_dir / "evaluation"
     if not evaluation.is_dir():
         data.messages.append("no evaluation/ directory: protocol results are missing")
         return []
     found: dict[str, list[ProtocolResult]] = {}
+    finetune: list[tuple[Path, ProtocolResult]] = []
     for results_file in sorted(evaluation.rglob(TABLE_FILES["results"])):
         directory = results_file.parent
         try:
@@ -333,15 +335,17 @@ def _read_evaluation(data: RunData) -> list[ProtocolResult]:
             data.messages.append(f"{directory}: unreadable protocol results ({error})")
             continue
         protocol = _protocol_of(directory, result)
-        if protocol in ("ood", "composition", FINETUNE_PROTOCOL):
+        if protocol in ("ood", "composition"):
             found.setdefault(protocol, []).append(result)
+        elif protocol == FINETUNE_PROTOCOL:
+            finetune.append((directory, result))
         else:
             data.messages.append(f"{directory}: results of unknown protocol {protocol!r}")
     data.ood = _concat(found["ood"]) if "ood" in found else None
     data.composition = _concat(found["composition"]) if "composition" in found else None
     data.identifiability = read_identifiability(evaluation, data.messages)
     data.retrieval = read_retrieval(evaluation)
-    return found.get(FINETUNE_PROTOCOL, [])
+    return finetune
 
 
 def _with_fraction(result: ProtocolResult) -> ProtocolResult:
@@ -392,9 +396,32 @@ def pool_finetune(parts: list[ProtocolResult]) -> ProtocolResult:
     )
 
 
-def _read_finetune(data: RunData, from_evaluation: list[ProtocolResult]) -> None:
+def _run_facts(directory: Path, run_dir: Path, result: ProtocolResult) -> dict[str, Any]:
+    """What one fine-tuning run was (one row of the report's runs table)."""
+    settings = result.config.get("settings") or {}
+    rows = result.results[result.results["model"] != MEAN_PREDICTOR]
+    first = rows.iloc[0] if len(rows) else result.results.iloc[0]
+    try:
+        folder = directory.relative_to(run_dir).as_posix()
+    except ValueError:
+        folder = str(directory)
+    return {
+        "folder": folder,
+        "model": str(first["model"]),
+        "baseline": str(first["baseline"]),
+        "task": str(first["task"]),
+        "train_cohort": str(first["train_cohort"]),
+        "seed": int(first["run"]),
+        "train_fraction": float(settings.get("train_fraction") or 1.0),
+        "epochs": settings.get("epochs"),
+        "best_epoch": settings.get("best_epoch"),
+        "epochs_run": settings.get("epochs_run"),
+    }
+
+
+def _read_finetune(data: RunData, from_evaluation: list[tuple[Path, ProtocolResult]]) -> None:
     """``finetune/NAME/results/`` of ``cape finetune --out RUN/finetune/NAME`` runs."""
-    parts = list(from_evaluation)
+    found = list(from_evaluation)
     root = data.run_dir / FINETUNE_DIR
     for run_dir in sorted(p for p in root.glob("*") if p.is_dir()) if root.is_dir() else []:
         directory = run_dir / "results"
@@ -410,9 +437,10 @@ def _read_finetune(data: RunData, from_evaluation: list[ProtocolResult]) -> None
         if protocol != FINETUNE_PROTOCOL:
             data.messages.append(f"{directory}: results of protocol {protocol!r}, not finetune")
             continue
-        parts.append(result)
-    parts = [part for part in parts if len(part.results)]
-    data.finetune = pool_finetune(parts) if parts else None
+        found.append((directory, result))
+    found = [(directory, part) for directory, part in found if len(part.results)]
+    data.finetune_runs = [_run_facts(d, data.run_dir, part) for d, part in found]
+    data.finetune = pool_finetune([part for _, part in found]) if found else None
 
 
 def _label_efficiency_dirs(root: Path) -> list[Path]:

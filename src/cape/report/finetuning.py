@@ -181,6 +181,34 @@ def finetune_table(result: ProtocolResult, task: str, min_n: int) -> FinetuneRow
     return FinetuneRows(frame.set_index(index), suppressed, min_n)
 
 
+def runs_table(runs: list[dict[str, object]]) -> pd.DataFrame:
+    """One row per fine-tuning run folder: what trained, and when early stopping kept it."""
+    rows = []
+    for run in sorted(runs, key=lambda r: (str(r["task"]), str(r["model"]), str(r["folder"]))):
+        best, ran, epochs = run["best_epoch"], run["epochs_run"], run["epochs"]
+        # A best epoch at the run's last allowed epoch: the metric may still have been improving.
+        at_end = best is not None and epochs is not None and best == ran == epochs
+        rows.append(
+            {
+                "folder": str(run["folder"]),
+                "model": str(run["model"]),
+                "weights from": "random (scratch)"
+                if run["baseline"] == "scratch"
+                else "pretrained",
+                "task": str(run["task"]),
+                "trained on": str(run["train_cohort"]),
+                "seed": str(run["seed"]),
+                "training share": f"{float(str(run['train_fraction'])) * 100:g}%",
+                "best epoch / epochs run": (
+                    f"{best} / {ran}" + (" (last epoch)" if at_end else "")
+                    if best is not None and ran is not None
+                    else "–"
+                ),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def _tasks(results: pd.DataFrame) -> list[str]:
     known = [t for t in ("age", "sex", "superclass") if (results["task"] == t).any()]
     return known + sorted(set(results["task"].astype(str)) - set(known))
@@ -224,4 +252,15 @@ def finetune_section(context: ReportContext) -> Section | None:
                     "can point at few patients."
                 )
             )
+    runs = runs_table(context.data.finetune_runs)
+    if len(runs):
+        section.add(
+            TableBlock(
+                runs,
+                "Fine-tuning runs read (config.json of each): best epoch (early stopping "
+                'kept its weights) / epochs run; "last epoch": the best epoch was the last '
+                "allowed one, so more epochs might still have helped",
+                show_index=False,
+            )
+        )
     return section
