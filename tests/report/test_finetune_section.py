@@ -259,3 +259,27 @@ def test_no_section_without_finetune_results(partial_run: Path, tmp_path: Path) 
     write_report(partial_run, tmp_path / "report")
     markdown = (tmp_path / "report" / "report.md").read_text()
     assert "Fine-tuning" not in markdown
+
+
+def test_single_run_without_predictions_shows_the_value_alone(
+    finetune_run: tuple[Path, dict[str, pd.DataFrame]], tmp_path: Path
+) -> None:
+    """No saved predictions: the saved value, no interval, and no crash.
+
+    Bug caught: a KeyError on a predictions table with no columns, or an interval
+    invented without the data to compute it.
+    """
+    source, _ = finetune_run
+    run = tmp_path / "run"
+    shutil.copytree(source / "finetune" / "ft-sex", run / "finetune" / "ft-sex")
+    (run / "finetune" / "ft-sex" / "results" / "predictions.parquet").unlink()
+    write_report(run, tmp_path / "report", min_cell_n=1)
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    saved = pd.read_parquet(source / "finetune" / "ft-sex" / "results" / "results.parquet")
+    value = saved.loc[(saved["model"] == ODD_NAME) & (saved["test_cohort"] == TRAIN), "value"]
+    line = next(
+        line
+        for line in markdown.splitlines()
+        if line.startswith(f"| {TRAIN} | {TRAIN} |") and r"ft\|" in line
+    )
+    assert line.endswith(f"| {float(value.iloc[0]):.3f} | – |")

@@ -379,11 +379,13 @@ def pool_finetune(parts: list[ProtocolResult]) -> ProtocolResult:
     results = pd.concat(
         [results[~mean], results[mean].drop_duplicates(subset=same)], ignore_index=True
     )
-    mean = predictions["model"] == MEAN_PREDICTOR
-    same = [c for c in predictions.columns if c != "encoder_seed"]
-    predictions = pd.concat(
-        [predictions[~mean], predictions[mean].drop_duplicates(subset=same)], ignore_index=True
-    )
+    if "model" in predictions:  # runs saved without predictions leave none to deduplicate
+        mean = predictions["model"] == MEAN_PREDICTOR
+        same = [c for c in predictions.columns if c != "encoder_seed"]
+        predictions = pd.concat(
+            [predictions[~mean], predictions[mean].drop_duplicates(subset=same)],
+            ignore_index=True,
+        )
     labels = pd.concat([p.labels for p in parts], ignore_index=True)
     return ProtocolResult(
         results=results,
