@@ -16,7 +16,8 @@ from cape.study.runner import StudyRunner
 
 
 def _spec_file(tmp_path: Path) -> Path:
-    """The tiny preset cut to linden (PTB-XL layout, 40 patients) and serra (12)."""
+    """The tiny preset cut to linden (PTB-XL layout, 40 patients) and harbor (12, many ECGs
+    each: pretraining pairs)."""
     from cape.simulator.cohorts import dump_spec
     from cape.simulator.presets import preset
 
@@ -24,7 +25,7 @@ def _spec_file(tmp_path: Path) -> Path:
     cohorts = [
         c.model_copy(update={"n_patients": 40}) if c.name == "linden" else c
         for c in spec.cohorts
-        if c.name in {"linden", "serra"}
+        if c.name in {"linden", "harbor"}
     ]
     path = tmp_path / "spec.yaml"
     dump_spec(spec.model_copy(update={"cohorts": cohorts}), path)
@@ -41,7 +42,7 @@ def _study(tmp_path: Path, **section: object) -> dict:
             "base": "small",
             "settings": {
                 "epochs": 1,
-                "batch_patients": 8,
+                "batch_patients": 4,
                 "num_workers": 0,
                 "small_cohorts": "drop",
                 "exclude_splits": ["test"],
@@ -89,7 +90,7 @@ def test_every_bundled_study_passes_check(name: str) -> None:
         ({"run": "rnd"}, "label_efficiency.run: no pretraining run 'rnd' (did you mean 'rand'?)"),
         ({"run_seed": 3}, "label_efficiency.run_seed: run 'rand' has no seed 3 (seeds: 0)"),
         ({"cohort": "lindn"}, "label_efficiency.cohort: the study has no cohort 'lindn'"),
-        ({"test_cohorts": ["sera"]}, "label_efficiency.test_cohorts: the study has no cohort"),
+        ({"test_cohorts": ["harbour"]}, "label_efficiency.test_cohorts: the study has no cohort"),
         ({"task": "sx"}, "label_efficiency.task: 'sx' is not one of age, sex, superclass"),
         ({"methods": ["linaer"]}, "label_efficiency.methods: unknown method 'linaer'"),
         ({"fractions": [0.0, 1.0]}, "label_efficiency.fractions: "),
