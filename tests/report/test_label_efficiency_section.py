@@ -245,3 +245,30 @@ def test_bad_tables_are_listed_not_fatal(
     )
     write_report(run, tmp_path / "report")
     assert "## Label efficiency" not in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_number_like_cohort_names_stay_text(
+    le_run: tuple[Path, dict[Cell, pd.DataFrame]], tmp_path: Path
+) -> None:
+    """A cohort called "007" is "007" in the csv tables too, so the figure finds its rows.
+
+    Bug caught: summary.csv read with default types (007 -> 7) no longer matching
+    results.parquet's "007", dropping that cohort's panel and tests.
+    """
+    source, _ = le_run
+    run = tmp_path / "run"
+    shutil.copytree(source / "label-efficiency", run / "label-efficiency")
+    folder = run / "label-efficiency"
+    results = pd.read_parquet(folder / "results.parquet")
+    results["test_cohort"] = results["test_cohort"].replace({OTHER: "007"})
+    results.to_parquet(folder / "results.parquet")
+    for name in ("summary.csv", "tests.csv"):
+        table = pd.read_csv(folder / name)
+        table["test_cohort"] = table["test_cohort"].replace({OTHER: "007"})
+        table.to_csv(folder / name, index=False)
+    (run_data,) = collect(run).label_efficiency
+    assert set(run_data.summary["test_cohort"]) == {TRAIN, "007"}
+    write_report(run, tmp_path / "report", min_cell_n=1)
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert "test cohort 007 (out-of-distribution" in markdown
+    assert any(line.startswith("| 10% | 007 | ") for line in markdown.splitlines())

@@ -445,6 +445,14 @@ def _read_finetune(data: RunData, from_evaluation: list[tuple[Path, ProtocolResu
     data.finetune = pool_finetune([part for _, part in found]) if found else None
 
 
+def _read_le_csv(path: Path) -> pd.DataFrame:
+    """A label-efficiency csv with its name columns as text (a cohort "001" stays "001")."""
+    if not path.is_file():
+        return pd.DataFrame()
+    names = ("method", "setting", "train_cohort", "test_cohort", "task", "metric", "model_a")
+    return pd.read_csv(path, dtype=dict.fromkeys((*names, "model_b", "note", "error"), str))
+
+
 def _label_efficiency_dirs(root: Path) -> list[Path]:
     if (root / LE_SUMMARY).is_file():
         return [root]
@@ -456,9 +464,13 @@ def _read_label_efficiency(data: RunData) -> None:
     root = data.run_dir / LABEL_EFFICIENCY_DIR
     for path in _label_efficiency_dirs(root):
         try:
-            summary = pd.read_csv(path / LE_SUMMARY)
-            results = _read_table(path / "results.parquet")
-            tests = pd.read_csv(path / "tests.csv") if (path / "tests.csv").is_file() else None
+            summary = _read_le_csv(path / LE_SUMMARY)
+            results = (
+                pd.read_parquet(path / "results.parquet")
+                if (path / "results.parquet").is_file()
+                else _read_le_csv(path / "results.csv")
+            )
+            tests = _read_le_csv(path / "tests.csv") if (path / "tests.csv").is_file() else None
         except (OSError, ValueError) as error:
             data.messages.append(f"{path}: unreadable label-efficiency tables ({error})")
             continue
