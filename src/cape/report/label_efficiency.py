@@ -1,7 +1,7 @@
 """The report's label-efficiency section, from what ``cape label-efficiency`` saved.
 
 Reads ``results`` (one value per method, fraction, seed and test cohort),
-``summary.csv`` and ``tests.csv`` of each run (:class:`cape.report.collect.LabelEfficiencyRun`);
+``summary.csv`` and ``tests.csv`` of each run (:class:`cape.report.downstream.LabelEfficiencyRun`);
 nothing is refitted. Per run: the package's own figure
 (:func:`cape.label_efficiency.figure.label_efficiency_figure`: metric against
 the share of training patients on a log axis, one line per method, error bars
@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 
 from cape.protocols.featuresets import MEAN_PREDICTOR
-from cape.report.collect import LabelEfficiencyRun
 from cape.report.context import ReportContext
 from cape.report.document import Paragraph, Section, TableBlock
+from cape.report.downstream import LabelEfficiencyRun
 from cape.report.tables import DIGITS, METRIC_NAMES, fmt, fmt_p
 
 LOWER_IS_BETTER = {"mae"}
