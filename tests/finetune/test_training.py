@@ -187,3 +187,26 @@ def test_scratch_differs_from_pretrained_and_matches_the_untrained_twin(
     assert len(differing) == len([*loaded.parameters()])
     other_seed, _, _ = resolve_encoder(load_finetune_config(None, [*base[:1], "init=scratch"]))
     assert not torch.equal(other_seed.dense.weight, scratch.dense.weight)
+
+
+def test_feature_standardisation_defaults_to_pretrained_encoders_only() -> None:
+    """A scratch encoder gets no fixed feature z-scoring unless asked for.
+
+    Bug caught: z-scoring a scratch encoder's features with statistics of its random
+    initial state (std floored at 0.1 x median) made the head's input grow with every
+    step of a learning encoder: on the regime map's realistic cell, a from-scratch age
+    run at encoder lr 1e-3 started at a training loss of ~1,700 (standardised units)
+    and a validation MAE of 127 y, where the same network without it starts near 1 and
+    ~10 y.
+    """
+    from cape.finetune import load_finetune_config
+
+    base = ["store=s", "task=age", "out_dir=o"]
+    scratch = load_finetune_config(None, [*base, "init=scratch", "model.preset=small"])
+    pretrained = load_finetune_config(None, [*base, "encoder=runs/x"])
+    assert scratch.feature_standardisation is False
+    assert pretrained.feature_standardisation is True
+    forced = scratch.model_copy(update={"standardise_features": True})
+    assert forced.feature_standardisation is True
+    off = pretrained.model_copy(update={"standardise_features": False})
+    assert off.feature_standardisation is False

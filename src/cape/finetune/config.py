@@ -107,10 +107,12 @@ class FinetuneConfig(BaseModel):
         default=None, description="MLP widths (null: the paper's: age 256-128, sex 256-256)"
     )
     head_dropout: float = Field(default=0.2, ge=0.0, lt=1.0)
-    standardise_features: bool = Field(
-        default=True,
+    standardise_features: bool | None = Field(
+        default=None,
         description="z-score the features with training statistics of the initial encoder "
-        "(as the frozen-feature heads do) before the head",
+        "(as the frozen-feature heads do) before the head; null: for a pretrained encoder "
+        "only (a scratch encoder's initial features carry no statistics worth fixing, and "
+        "a scale fixed from them blows the head's input up as the encoder learns)",
     )
     standardise_samples: int = Field(default=1024, ge=2, description="ECGs for those statistics")
     standardise_floor: float = Field(
@@ -152,6 +154,13 @@ class FinetuneConfig(BaseModel):
     checkpoint_every_steps: int = Field(default=0, ge=0, description="0: at epoch ends only")
     log_every_steps: int = Field(default=50, ge=1)
     progress: bool = True
+
+    @property
+    def feature_standardisation(self) -> bool:
+        """Whether the head sees features z-scored with the initial encoder's statistics."""
+        if self.standardise_features is None:
+            return self.init == "pretrained"
+        return self.standardise_features
 
     @property
     def model_name(self) -> str:

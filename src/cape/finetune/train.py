@@ -317,7 +317,7 @@ def _run(
                 f"{run.root} already holds a run ({run.last_checkpoint}); pass --resume to "
                 "continue it or choose another out_dir"
             )
-        if config.standardise_features:
+        if config.feature_standardisation:
             # The initial encoder's feature statistics on (up to) standardise_samples
             # training ECGs, by the evaluation window rule; identical on every rank.
             train_records = selection.records["train"]
