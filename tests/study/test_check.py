@@ -180,7 +180,7 @@ def test_set_keys_are_checked_before_values() -> None:
     )
     assert key_problem("nonsense") == (
         "the study has no key 'nonsense' (keys: name, sweep, simulate, cohorts, splits, "
-        "ingest_workers, pretrain, embed, evaluate, report)"
+        "ingest_workers, pretrain, embed, evaluate, label_efficiency, report)"
     )
     with pytest.raises(
         CapeError,
