@@ -1,0 +1,105 @@
+"""Tests that kill mutmut's surviving mutants of cape.samplers (docs/testing.md).
+
+Mutant names are mutmut 3.8.1's (``scripts/mutation.sh samplers``), written without the
+``cape.samplers.`` prefix; each docstring names the mutants the test kills.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cape.errors import CapeError
+from cape.samplers import (
+    BATCHES_STREAM,
+    PAIRS_STREAM,
+    PairBatchSampler,
+    PatientTable,
+    draw_pairs,
+    plan_epoch,
+    stream_rng,
+)
+
+
+def table(per_cohort: dict[str, int], ecgs: int = 3) -> PatientTable:
+    rows = [
+        {"cohort": cohort, "patient_id": f"p{p}"}
+        for cohort, n in per_cohort.items()
+        for p in range(n)
+        for _ in range(ecgs)
+    ]
+    return PatientTable.from_manifest(pd.DataFrame(rows), exclude_splits=())
+
+
+def test_fingerprint_is_the_documented_hash() -> None:
+    """Kills xǁPatientTableǁfingerprint__mutmut_1..10 (never called by the sampler tests): the
+    hash of cohort names and int64 arrays, cut to 16 hex digits, that names a selection."""
+    t = table({"a": 2, "b": 3})
+    digest = hashlib.sha256()
+    digest.update(b"a\x1fb")
+    for array in (t.patient_cohort, t.offsets, t.records):
+        digest.update(np.asarray(array, dtype=np.int64).tobytes())
+    assert t.fingerprint() == digest.hexdigest()[:16]
+    assert table({"a": 2, "b": 3}, ecgs=2).fingerprint() != t.fingerprint()
+
+
+def test_draws_use_their_own_seeded_streams() -> None:
+    """Kills x_draw_pairs__mutmut_6 and x_plan_epoch__mutmut_5/6/7 (the stream constant, the
+    seed or the epoch left out of the generator's entropy: pairs and batch plans would repeat
+    across seeds or epochs, or share one stream)."""
+    t = table({"a": 6, "b": 5})
+    rng = stream_rng(7, PAIRS_STREAM, 2)
+    counts = np.diff(t.offsets)
+    first = rng.integers(0, counts)
+    second = rng.integers(0, counts - 1)
+    second += second >= first
+    expected = np.stack([t.records[t.offsets[:-1] + first], t.records[t.offsets[:-1] + second]], 1)
+    np.testing.assert_array_equal(draw_pairs(t, 7, 2), expected)
+    order = stream_rng(7, BATCHES_STREAM, 2).permutation(t.n_patients)
+    np.testing.assert_array_equal(plan_epoch(t, 4, "random", 7, 2), order[:8].reshape(2, 4))
+
+
+def test_sampler_defaults_and_rank_bounds() -> None:
+    """Kills xǁPairBatchSamplerǁ__init____mutmut_3 (default seed 1), _13.._16 (rank ==
+    world_size accepted, message dropped or off by one), _24 (skip_cohorts None), _55
+    (world_size None), _59/_61 (first epoch or step not 0) and __iter____mutmut_38/40
+    (positions not int64)."""
+    t = table({"a": 6, "b": 5})
+    with pytest.raises(ValueError, match=r"^rank 2 outside 0\.\.1$"):
+        PairBatchSampler(t, 4, rank=2, world_size=2)
+    sampler = PairBatchSampler(t, 4, rank=1, world_size=2)
+    assert (sampler.seed, sampler.world_size, sampler.skip_cohorts) == (0, 2, ())
+    assert (sampler.epoch, sampler.start_step, len(sampler)) == (0, 0, sampler.steps_per_epoch)
+    keys = list(sampler)
+    assert [k.step for k in keys] == list(range(sampler.steps_per_epoch))
+    assert keys[0].epoch == 0
+    assert keys[0].positions.dtype == np.int64
+    np.testing.assert_array_equal(keys[0].positions, [2, 3])
+    np.testing.assert_array_equal(sampler.plan(0), plan_epoch(t, 4, "random", 0, 0))
+
+
+def test_set_epoch_accepts_the_end_and_names_bad_steps() -> None:
+    """Kills xǁPairBatchSamplerǁset_epoch__mutmut_5 (resuming at the very end refused) and _6
+    (message dropped)."""
+    sampler = PairBatchSampler(table({"a": 6, "b": 5}), 4)
+    sampler.set_epoch(1, sampler.steps_per_epoch)
+    assert len(sampler) == 0 and list(sampler) == []
+    with pytest.raises(ValueError, match=rf"^start_step 9 outside 0\.\.{sampler.steps_per_epoch}$"):
+        sampler.set_epoch(1, 9)
+
+
+def test_idb_small_cohort_messages(caplog: pytest.LogCaptureFixture) -> None:
+    """Kills xǁPairBatchSamplerǁ__init____mutmut_38/39 (error hint altered), _41.._44 (warning
+    altered) and _47 (message dropped when every cohort is too small)."""
+    t = table({"a": 6, "b": 2})
+    with pytest.raises(CapeError, match=r"with `cohorts`, or set small_cohorts=drop$"):
+        PairBatchSampler(t, 4, "idb")
+    with caplog.at_level(logging.WARNING, logger="cape.samplers"):
+        PairBatchSampler(t, 4, "idb", small_cohorts="drop")
+    assert "idb: leaving out cohorts smaller than one batch: ['b']" in caplog.messages
+    with pytest.raises(CapeError, match=r"^batching=idb: no cohort has 4 eligible patients$"):
+        PairBatchSampler(table({"a": 3, "b": 3}), 4, "idb", small_cohorts="drop")
