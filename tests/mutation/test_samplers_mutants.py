@@ -103,3 +103,50 @@ def test_idb_small_cohort_messages(caplog: pytest.LogCaptureFixture) -> None:
     assert "idb: leaving out cohorts smaller than one batch: ['b']" in caplog.messages
     with pytest.raises(CapeError, match=r"^batching=idb: no cohort has 4 eligible patients$"):
         PairBatchSampler(table({"a": 3, "b": 3}), 4, "idb", small_cohorts="drop")
+
+
+def manifest(rows: list[tuple[str, object, object]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["cohort", "patient_id", "split"])
+
+
+def test_per_cohort_exclusion_leaves_out_only_that_cohorts_split() -> None:
+    """Kills x_excluded_splits__mutmut_2..6 and xǁPatientTableǁfrom_manifest__mutmut_47/78 (a
+    mapping's splits not looked up for the cohort, or applied to the other cohorts): only
+    cohort a's test ECGs are left out."""
+    m = manifest(
+        [("a", "p", "train"), ("a", "p", "test"), ("a", "p", "train"),
+         ("b", "q", "test"), ("b", "q", "test")]
+    )  # fmt: skip
+    t = PatientTable.from_manifest(m, exclude_splits={"a": ["test"]})
+    assert t.records.tolist() == [0, 2, 3, 4]
+    assert t.patients_per_cohort() == {"a": 1, "b": 1}
+
+
+def test_rows_without_a_patient_id_are_skipped() -> None:
+    """Kills xǁPatientTableǁfrom_manifest__mutmut_23/30/31/33 (rows with a missing or empty
+    patient id, or of an unchosen cohort, kept as a patient)."""
+    m = manifest(
+        [("a", None, "train"), ("a", None, "train"), ("a", "", "train"), ("a", "", "train"),
+         ("a", "p", "train"), ("a", "p", "train"), ("b", "q", "train"), ("b", "q", "train")]
+    )  # fmt: skip
+    t = PatientTable.from_manifest(m, cohorts=["a"], exclude_splits=())
+    assert t.records.tolist() == [4, 5]
+
+
+def test_manifest_errors_name_the_problem() -> None:
+    """Kills xǁPatientTableǁfrom_manifest__mutmut_34..43 (unknown cohorts of exclude_splits not
+    reported, or the setting not shown), _53.._61/_72/_73 (a store without a split column, and
+    the hint) and _138.._140 (no-repeat-ECG hint)."""
+    m = manifest([("a", "p", "train"), ("a", "p", "train")])
+    with pytest.raises(CapeError, match=r"^exclude_splits names cohorts \['z'\] that are not in"):
+        PatientTable.from_manifest(m, exclude_splits={"z": ["test"]})
+    no_split = m.drop(columns="split")
+    with pytest.raises(CapeError) as info:
+        PatientTable.from_manifest(no_split, exclude_splits=["test"])
+    assert str(info.value) == (
+        "2 ECGs of the chosen cohorts have no split, so exclude_splits=['test'] cannot be "
+        "honoured; run `cape split` on the store first (or set exclude_splits=[] to pretrain "
+        "on everything)"
+    )
+    with pytest.raises(CapeError, match=r"pretraining needs repeat ECGs$"):
+        PatientTable.from_manifest(manifest([("a", "p", "train")]), exclude_splits=())
