@@ -150,3 +150,20 @@ def test_manifest_errors_name_the_problem() -> None:
     )
     with pytest.raises(CapeError, match=r"pretraining needs repeat ECGs$"):
         PatientTable.from_manifest(manifest([("a", "p", "train")]), exclude_splits=())
+
+
+def test_empty_selection_and_cohort_without_patients() -> None:
+    """Kills xǁPatientTableǁfrom_manifest__mutmut_119..135 (the empty-selection branch) and
+    xǁPatientTableǁpatients_per_cohort__mutmut_5 (``minlength`` dropped: a chosen cohort whose
+    patients all have one ECG disappears from the counts)."""
+    with pytest.raises(CapeError) as info:
+        PatientTable.from_manifest(manifest([("a", None, "train")]), exclude_splits=())
+    assert str(info.value) == (
+        "no patient with at least two ECGs in cohorts ['a'] (excluding splits []); "
+        "patient-contrastive pretraining needs repeat ECGs"
+    )
+    m = manifest([("a", "p", "train"), ("a", "p", "train"), ("b", "q", "train")])
+    assert PatientTable.from_manifest(m, exclude_splits=()).patients_per_cohort() == {
+        "a": 1,
+        "b": 0,
+    }
