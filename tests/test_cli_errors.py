@@ -238,7 +238,7 @@ def test_one_way_to_list_cohorts(given) -> None:
         (
             ["study", "run", "demo", "--out", "o", "--force", "pretrian"],
             "cape: error: --force pretrian: unknown stage (did you mean 'pretrain'?) "
-            "(stages: simulate, ingest, pretrain, embed, evaluate, report)",
+            "(stages: simulate, ingest, pretrain, embed, evaluate, label-efficiency, report)",
         ),
     ],
 )

@@ -240,3 +240,18 @@ def test_run_checks_the_cohort_sources_before_any_stage(tmp_path: Path, capsys) 
         for i, name in enumerate(["code15", "ptbxl"])
     ]
     assert not out.exists()
+
+
+def test_study_command_lists_every_stage_and_bundled_study() -> None:
+    """`cape study --help` texts name the runner's stages and every bundled study.
+
+    Bug caught: a stage or bundled study added without updating the hand-written lists
+    in the help (label-efficiency was missing from both).
+    """
+    from cape.commands.study import STAGE_NAMES, _bundled
+    from cape.study.config import bundled_studies
+    from cape.study.runner import STAGES
+
+    assert tuple(STAGE_NAMES) == tuple(STAGES)
+    assert _bundled() == bundled_studies()
+    assert "label-efficiency" in _bundled()

@@ -9,6 +9,19 @@ from typing import Any
 _SET_HELP = "override a study setting by dotted path, e.g. pretrain.settings.epochs=3 (repeatable)"
 
 
+# The study runner's stages (cape.study.runner.STAGES; a test keeps the two equal),
+# named here so that `cape --help` does not import the runner.
+STAGE_NAMES = ("simulate", "ingest", "pretrain", "embed", "evaluate", "label-efficiency", "report")
+
+
+def _bundled() -> list[str]:
+    """Names of the bundled studies (src/cape/studies/*.yaml), standard library only."""
+    from importlib import resources
+
+    folder = resources.files("cape") / "studies"
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "study",
@@ -29,8 +42,7 @@ def register(subparsers: Any) -> None:
         description="Validate every section of a study -- cohorts or simulation, pretraining "
         "settings of every run merged on the base, head and protocol settings, sweep keys and "
         "every sweep cell -- and print one line per problem. Exit code 1 if any. STUDY is a "
-        "YAML file or a bundled study name (demo, demo-quick, artefact-sweep, controls, "
-        "normalisation, public, regime-map).",
+        "YAML file or a bundled study name (" + ", ".join(_bundled()) + ").",
     )
     check.add_argument("study", help=study_help)
     check.add_argument(
@@ -41,8 +53,7 @@ def register(subparsers: Any) -> None:
         "run",
         help="run or continue a study",
         description="Check a study (as `cape study check`), then run or continue it. STUDY is "
-        "a YAML file or a bundled study name (demo, demo-quick, artefact-sweep, controls, "
-        "normalisation, public, regime-map).",
+        "a YAML file or a bundled study name (" + ", ".join(_bundled()) + ").",
     )
     run.add_argument("study", help=study_help)
     run.add_argument("--out", required=True, type=Path, help="run directory")
@@ -54,7 +65,7 @@ def register(subparsers: Any) -> None:
         action="append",
         default=[],
         metavar="STAGE",
-        help="rerun this stage (simulate, ingest, pretrain, embed, evaluate, report) and what "
+        help=f"rerun this stage ({', '.join(STAGE_NAMES)}) and what "
         "depends on it, even if cached; repeatable",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
