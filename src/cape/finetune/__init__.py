@@ -13,10 +13,34 @@ Main entry points::
 See ``docs/finetuning.md``.
 """
 
-from cape.finetune.config import FinetuneConfig, ScratchModelSettings, load_finetune_config
-from cape.finetune.labels import Selection, resolve_task, select, subsample_patients
-from cape.finetune.model import FinetuneModel, load_finetuned
-from cape.finetune.train import FinetuneResult, FinetuneRunDir, run_finetune
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+# Names resolved on first use: reading or checking a config (`cape study check`)
+# must not import torch through the training loop.
+_WHERE = {
+    "FinetuneConfig": "config",
+    "ScratchModelSettings": "config",
+    "load_finetune_config": "config",
+    "Selection": "labels",
+    "resolve_task": "labels",
+    "select": "labels",
+    "subsample_patients": "labels",
+    "FinetuneModel": "model",
+    "load_finetuned": "model",
+    "FinetuneResult": "train",
+    "FinetuneRunDir": "train",
+    "run_finetune": "train",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(import_module(f"cape.finetune.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'cape.finetune' has no attribute {name!r}")
+
 
 __all__ = [
     "FinetuneConfig",

@@ -17,16 +17,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cape.augment import ViewAugmenter
 from cape.errors import CapeError
-from cape.models import EncoderSpec, encoder_spec
 from cape.pretrain.config import MaskingSettings
 from cape.store import SAMPLING_RATE_HZ
+
+if TYPE_CHECKING:  # cape.models imports torch; a study check needs only the config
+    from cape.models import EncoderSpec
 
 # Settings that may change when a run is resumed (where and how fast it runs,
 # not what it computes). Everything else must match the checkpoint's config.
@@ -179,6 +181,8 @@ class FinetuneConfig(BaseModel):
         Raises:
             CapeError: an invalid combination of model settings.
         """
+        from cape.models import encoder_spec
+
         try:
             return encoder_spec(
                 self.model.preset,

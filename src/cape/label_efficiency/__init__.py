@@ -12,18 +12,32 @@ nested shares of one cohort's training patients, several seeds each.
 See ``docs/label-efficiency.md``.
 """
 
-from cape.label_efficiency.cells import MEAN_PREDICTOR, Cell, read_cell
-from cape.label_efficiency.config import (
-    DEFAULT_FRACTIONS,
-    METHODS,
-    LabelEfficiencyConfig,
-    load_config,
-)
-from cape.label_efficiency.protocol import (
-    LabelEfficiencyResult,
-    plan_cells,
-    run_label_efficiency,
-)
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+# Names resolved on first use, so that `cape study check` (which needs only the
+# config) does not import torch through the protocol.
+_WHERE = {
+    "MEAN_PREDICTOR": "cells",
+    "Cell": "cells",
+    "read_cell": "cells",
+    "DEFAULT_FRACTIONS": "config",
+    "METHODS": "config",
+    "LabelEfficiencyConfig": "config",
+    "load_config": "config",
+    "LabelEfficiencyResult": "protocol",
+    "plan_cells": "protocol",
+    "run_label_efficiency": "protocol",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(import_module(f"cape.label_efficiency.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'cape.label_efficiency' has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_FRACTIONS",

@@ -9,7 +9,7 @@ import pandas as pd
 
 from cape.label_efficiency.cells import MEAN_PREDICTOR, fraction_label
 from cape.label_efficiency.config import METHOD_DESCRIPTIONS
-from cape.report.markdown import escape
+from cape.markup import escape
 
 METRIC_NAMES = {"mae": "MAE (years)", "auroc": "AUROC", "macro_auroc": "macro AUROC"}
 LOWER_IS_BETTER = {"mae"}

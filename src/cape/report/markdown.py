@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from cape.markup import escape
 from cape.report.document import (
     Block,
     BulletList,
@@ -14,18 +15,6 @@ from cape.report.document import (
     Paragraph,
     TableBlock,
 )
-
-# Characters that would start markup, a link, an HTML tag or entity, or end a table cell.
-_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~&])")
-
-
-def escape(value: object) -> str:
-    """Text as literal Markdown: markup characters backslash-escaped, lines joined.
-
-    Cohort, model and study names come from users: ``<script>`` must stay text,
-    ``a|b`` must not split a table cell, and a newline must not start a heading.
-    """
-    return _SPECIAL.sub(r"\\\1", str(value).replace("\r", " ").replace("\n", " "))
 
 
 def _cell(value: object) -> str:
