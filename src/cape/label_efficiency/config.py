@@ -24,6 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cape.errors import CapeError, did_you_mean, validation_messages
+from cape.settings import parse_override
 
 LINEAR, MLP, FINETUNE, SCRATCH = "linear", "mlp", "finetune", "scratch"
 # Methods in the order tables and figures list them.
@@ -199,20 +200,13 @@ def apply_overrides(values: dict[str, Any], overrides: Sequence[str]) -> dict[st
     """
     out = dict(values)
     for item in overrides:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise CapeError(f"--set {item!r}: expected key=value")
+        key, value = parse_override(item)
         top, dot, rest = key.partition(".")
         if top not in _KNOWN or (dot and top not in _DICT_FIELDS) or (dot and not rest):
             raise CapeError(
                 f"--set {item!r}: unknown label-efficiency setting {key!r}"
                 f"{did_you_mean(top, sorted(_KNOWN))}"
             )
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError as error:
-            raise CapeError(f"--set {item!r}: value is not valid YAML: {error}") from error
         if dot:
             nested = dict(out.get(top) or {})
             nested[rest] = value

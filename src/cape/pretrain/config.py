@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from cape import settings
 from cape.augment import ViewAugmenter
 from cape.errors import CapeError, did_you_mean, validation_messages
 from cape.store import SAMPLING_RATE_HZ
@@ -204,32 +205,7 @@ class PretrainConfig(BaseModel):
         self, other: PretrainConfig, ignore: frozenset[str] = RUNTIME_FIELDS
     ) -> list[str]:
         """Dotted names of the settings that differ, ``ignore`` left out."""
-        mine, theirs = _flatten(self.to_dict()), _flatten(other.to_dict())
-        return sorted(
-            key
-            for key in set(mine) | set(theirs)
-            if key.split(".")[0] not in ignore and mine.get(key) != theirs.get(key)
-        )
-
-
-def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-def _known_keys(model: type[BaseModel], prefix: str = "") -> set[str]:
-    keys = set()
-    for name, field in model.model_fields.items():
-        keys.add(prefix + name)
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            keys |= _known_keys(annotation, f"{prefix}{name}.")
-    return keys
+        return settings.differences(self.to_dict(), other.to_dict(), ignore)
 
 
 def apply_overrides(values: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
@@ -238,27 +214,9 @@ def apply_overrides(values: dict[str, Any], overrides: Sequence[str]) -> dict[st
     Raises:
         CapeError: a malformed override or an unknown key.
     """
-    known = _known_keys(PretrainConfig)
-    out = dict(values)
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise CapeError(f"--set {item!r}: expected key=value")
-        if key not in known:
-            hint = did_you_mean(key, known) or " (`cape pretrain --print-config` lists them)"
-            raise CapeError(f"--set {item!r}: unknown setting {key!r}{hint}")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError as error:
-            raise CapeError(f"--set {item!r}: value is not valid YAML: {error}") from error
-        target = out
-        parts = key.split(".")
-        for part in parts[:-1]:
-            target[part] = dict(target.get(part) or {})
-            target = target[part]
-        target[parts[-1]] = value
-    return out
+    return settings.apply_overrides(
+        values, overrides, PretrainConfig, "setting", " (`cape pretrain --print-config` lists them)"
+    )
 
 
 def validate_config(values: dict[str, Any], source: str) -> PretrainConfig:
