@@ -52,10 +52,10 @@ from cape.finetune.model import (
     resolve_encoder,
     save_model,
 )
-from cape.pretrain.checkpoint import atomic_torch_save
+from cape.pretrain.checkpoint import atomic_torch_save, restore_rng, rng_state, seed_dropout
 from cape.pretrain.data import StoreLike
 from cape.pretrain.optim import learning_rates
-from cape.pretrain.rundir import JsonlLog, provenance, write_json
+from cape.pretrain.rundir import JsonlLog, RunDir, provenance, write_json
 from cape.pretrain.train import resolve_device, store_fingerprint
 from cape.protocols.results import write_results
 from cape.samplers import stream_rng
@@ -69,26 +69,9 @@ STORE_SAMPLING_RATE_HZ = 400
 
 
 @dataclass(frozen=True)
-class FinetuneRunDir:
-    """Paths of a fine-tuning run directory (see ``docs/finetuning.md``)."""
-
-    root: Path
-
-    @property
-    def config(self) -> Path:
-        return self.root / "config.yaml"
-
-    @property
-    def provenance(self) -> Path:
-        return self.root / "provenance.json"
-
-    @property
-    def log(self) -> Path:
-        return self.root / "log.jsonl"
-
-    @property
-    def last_checkpoint(self) -> Path:
-        return self.root / "checkpoints" / "last.pt"
+class FinetuneRunDir(RunDir):
+    """Paths of a fine-tuning run directory (see ``docs/finetuning.md``): a pretraining
+    run's layout (config, provenance, log, checkpoints) plus the model and results."""
 
     @property
     def model(self) -> Path:
@@ -130,30 +113,6 @@ def open_store(config: FinetuneConfig) -> StoreLike:
     if config.store is None:
         raise CapeError("fine-tuning needs a store: --store PATH (or --set store=PATH)")
     return CohortStore.open(config.store)
-
-
-def _seed_dropout(seed: int, rank: int) -> None:
-    state = np.random.SeedSequence([seed, DROPOUT_STREAM, rank]).generate_state(2)
-    torch.manual_seed(int(state[0]) << 32 | int(state[1]))
-
-
-def _rng_state(device: torch.device) -> dict[str, Any]:
-    cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
-    return {"cpu": torch.get_rng_state(), "cuda": cuda}
-
-
-def _restore_rng(states: list[dict[str, Any]], info: dist.DistInfo, seed: int, step: int) -> None:
-    if len(states) != info.world_size:
-        logger.warning(
-            "checkpoint has RNG states of %d ranks, this run has %d: reseeding dropout",
-            len(states),
-            info.world_size,
-        )
-        _seed_dropout(seed + step, info.rank)
-        return
-    torch.set_rng_state(states[info.rank]["cpu"])
-    if states[info.rank]["cuda"] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state(states[info.rank]["cuda"])
 
 
 def _broadcast_buffers(model: torch.nn.Module) -> None:
@@ -309,7 +268,9 @@ def _run(
         early = dict(payload["early_stopping"])
         history = list(payload["history"])
         resumed_loss = float(payload["epoch_loss"])
-        _restore_rng(payload["rng"], info, config.seed, global_step)
+        restore_rng(
+            payload["rng"], info.rank, info.world_size, config.seed, DROPOUT_STREAM, global_step
+        )
         logger.info("resuming at epoch %d step %d", start_epoch, start_step)
     else:
         if run.last_checkpoint.exists():
@@ -327,7 +288,7 @@ def _run(
                 model, store, np.sort(train_records[picks]), window, **eval_settings
             )
             model.set_feature_scaling(features, config.standardise_floor)
-        _seed_dropout(config.seed, info.rank)
+        seed_dropout(config.seed, DROPOUT_STREAM, info.rank)
 
     train_model: torch.nn.Module = model
     if info.world_size > 1:
@@ -363,7 +324,7 @@ def _run(
         write_json(run.root / name, provenance(facts))
 
     def save(epoch: int, step_in_epoch: int, epoch_loss: float = 0.0) -> None:
-        rng_states = dist.all_gather_object(_rng_state(device))  # a collective: every rank
+        rng_states = dist.all_gather_object(rng_state(device))  # a collective: every rank
         _broadcast_buffers(model)
         if info.is_main:
             checkpoint = {

@@ -10,15 +10,19 @@ with ``torch.load(weights_only=True)`` -- a checkpoint cannot run code.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from cape.errors import CapeError
 from cape.pretrain.config import PretrainConfig, validate_config
+
+logger = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "cape-pretrain-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -132,3 +136,32 @@ def check_resumable(
             f"checkpoint {path} was made with other settings: {', '.join(differences)}; "
             "resume with the run's config.yaml"
         )
+
+
+def seed_dropout(seed: int, stream: int, rank: int) -> None:
+    """Seed torch's generator for dropout: ranks differ, a fresh run depends on the seed only."""
+    state = np.random.SeedSequence([seed, stream, rank]).generate_state(2)
+    torch.manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+def rng_state(device: torch.device) -> dict[str, Any]:
+    """This rank's torch generator states (CPU, and CUDA on a GPU), for a checkpoint."""
+    cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    return {"cpu": torch.get_rng_state(), "cuda": cuda}
+
+
+def restore_rng(
+    states: list[dict[str, Any]], rank: int, world_size: int, seed: int, stream: int, step: int
+) -> None:
+    """Put back this rank's generator states; another world size reseeds dropout instead."""
+    if len(states) != world_size:
+        logger.warning(
+            "checkpoint has RNG states of %d ranks, this run has %d: reseeding dropout",
+            len(states),
+            world_size,
+        )
+        seed_dropout(seed + step, stream, rank)
+        return
+    torch.set_rng_state(states[rank]["cpu"])
+    if states[rank]["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state(states[rank]["cuda"])

@@ -34,6 +34,9 @@ from cape.pretrain.checkpoint import (
     check_resumable,
     load_checkpoint,
     make_checkpoint,
+    restore_rng,
+    rng_state,
+    seed_dropout,
 )
 from cape.pretrain.config import PretrainConfig, save_config
 from cape.pretrain.data import PairViewsDataset, StoreLike, make_loader
@@ -108,31 +111,6 @@ def store_fingerprint(store: StoreLike) -> str:
         hashed = pd.util.hash_pandas_object(store.manifest, index=True).to_numpy()
         manifest = hashlib.sha256(hashed.tobytes()).hexdigest()[:16]
     return f"{manifest}-{signal_digest(store)}"
-
-
-def _seed_dropout(seed: int, rank: int) -> None:
-    # Ranks get different dropout masks; a fresh run's masks depend only on the seed.
-    state = np.random.SeedSequence([seed, DROPOUT_STREAM, rank]).generate_state(2)
-    torch.manual_seed(int(state[0]) << 32 | int(state[1]))
-
-
-def _rng_state(device: torch.device) -> dict[str, Any]:
-    cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
-    return {"cpu": torch.get_rng_state(), "cuda": cuda}
-
-
-def _restore_rng(states: list[dict[str, Any]], info: dist.DistInfo, seed: int, step: int) -> None:
-    if len(states) != info.world_size:
-        logger.warning(
-            "checkpoint has RNG states of %d ranks, this run has %d: reseeding dropout",
-            len(states),
-            info.world_size,
-        )
-        _seed_dropout(seed + step, info.rank)
-        return
-    torch.set_rng_state(states[info.rank]["cpu"])
-    if states[info.rank]["cuda"] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state(states[info.rank]["cuda"])
 
 
 def pretrain(
@@ -241,7 +219,9 @@ def _pretrain(
         optimizer.load_state_dict(payload["optimizer"])
         start_epoch, start_step = payload["epoch"], payload["step_in_epoch"]
         global_step = payload["global_step"]
-        _restore_rng(payload["rng"], info, config.seed, global_step)
+        restore_rng(
+            payload["rng"], info.rank, info.world_size, config.seed, DROPOUT_STREAM, global_step
+        )
         logger.info("resuming at epoch %d step %d", start_epoch, start_step)
     else:
         if run.last_checkpoint.exists():
@@ -249,7 +229,7 @@ def _pretrain(
                 f"{run.root} already holds a run ({run.last_checkpoint}); pass --resume to "
                 "continue it or choose another out_dir"
             )
-        _seed_dropout(config.seed, info.rank)
+        seed_dropout(config.seed, DROPOUT_STREAM, info.rank)
 
     train_model: torch.nn.Module = model
     if info.world_size > 1:
@@ -289,7 +269,7 @@ def _pretrain(
             writer = _tensorboard_writer(run.tensorboard)
 
     def save(epoch: int, step_in_epoch: int) -> None:
-        rng_states = dist.all_gather_object(_rng_state(device))  # a collective: every rank
+        rng_states = dist.all_gather_object(rng_state(device))  # a collective: every rank
         if info.is_main:
             checkpoint = make_checkpoint(
                 model_state=model.state_dict(),
