@@ -180,7 +180,7 @@ def test_set_keys_are_checked_before_values() -> None:
     )
     assert key_problem("nonsense") == (
         "the study has no key 'nonsense' (keys: name, sweep, simulate, cohorts, splits, "
-        "ingest_workers, pretrain, embed, evaluate, label_efficiency, report)"
+        "ingest_workers, ingest_qc, pretrain, embed, evaluate, label_efficiency, report)"
     )
     with pytest.raises(
         CapeError,
@@ -255,3 +255,56 @@ def test_study_command_lists_every_stage_and_bundled_study() -> None:
     assert tuple(STAGE_NAMES) == tuple(STAGES)
     assert _bundled() == bundled_studies()
     assert "label-efficiency" in _bundled()
+
+
+def test_ingest_qc_overrides_are_checked_and_reach_ingest(tmp_path, monkeypatch) -> None:
+    """`ingest_qc` names QC thresholds (did-you-mean on a typo) and the ingest stage uses them.
+
+    Bugs caught: a typo in a QC name accepted (the stress study would run with the default
+    threshold it meant to change); the overrides validated but never passed to ingest; a
+    study without `ingest_qc` getting a new ingest cache key (every cached store rebuilt).
+    """
+    import cape.ingest
+    from cape.study import stages
+
+    base = {"name": "t", "simulate": {"preset": "tiny"}, "pretrain": {"runs": [{"name": "r"}]}}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**base, "ingest_qc": {"max_qrs_mss": 300}}))
+    with pytest.raises(CapeError, match=r"unknown QC setting 'max_qrs_mss' \(did you mean"):
+        load_study(bad)
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump({**base, "ingest_qc": {"max_qrs_ms": 300}}))
+    config = load_study(good)
+    assert config.ingest_qc == {"max_qrs_ms": 300}
+
+    seen: list = []
+
+    def fake_ingest(*args, qc=None, **kwargs):
+        seen.append(qc)
+        raise RuntimeError("stop after the call")
+
+    monkeypatch.setattr(cape.ingest, "ingest", fake_ingest)
+    captured: dict = {}
+
+    class Runner:
+        progress = False
+        out = tmp_path
+
+        def __init__(self, study):
+            self.config = study
+
+        def stage(self, title, name, path, inputs, work):
+            captured[name] = inputs
+            work(path, False)
+
+    cohort = stages.CohortInput(name="c", format="wfdb", source=tmp_path, mains_hz=50, options={})
+    with pytest.raises(RuntimeError, match="stop after the call"):
+        stages.ingest_stage(Runner(config), ([cohort], None))
+    assert seen[0].max_qrs_ms == 300
+    assert captured["ingest"]["qc"] == {"max_qrs_ms": 300}
+
+    seen.clear()
+    without = config.model_copy(update={"ingest_qc": {}})
+    with pytest.raises(RuntimeError):
+        stages.ingest_stage(Runner(without), ([cohort], None))
+    assert seen == [None] and "qc" not in captured["ingest"]

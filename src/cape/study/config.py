@@ -304,11 +304,31 @@ class StudyConfig(_Section):
     cohorts: list[CohortSource] = Field(default_factory=list)
     splits: SplitSection = Field(default_factory=SplitSection)
     ingest_workers: int = Field(2, ge=1)
+    # QC threshold overrides for ingest (`cape ingest --qc NAME=VALUE`): e.g. a stress
+    # study whose exaggerated device filters stretch the measured QRS (docs/simulator.md).
+    ingest_qc: dict[str, float | int | str] = Field(default_factory=dict)
     pretrain: PretrainSection = Field(default_factory=PretrainSection)
     embed: EmbedSection = Field(default_factory=EmbedSection)
     evaluate: EvaluateSection = Field(default_factory=EvaluateSection)
     label_efficiency: LabelEfficiencySection | None = None
     report: ReportSection = Field(default_factory=lambda: ReportSection())
+
+    @model_validator(mode="after")
+    def _ingest_qc(self) -> StudyConfig:
+        if self.ingest_qc:
+            from cape.qc import QCConfig
+
+            known = sorted(QCConfig.__dataclass_fields__)
+            for name in self.ingest_qc:
+                if name not in known:
+                    raise ValueError(
+                        f"ingest_qc: unknown QC setting {name!r}{did_you_mean(name, known)}"
+                    )
+            try:
+                QCConfig.from_overrides({k: str(v) for k, v in self.ingest_qc.items()})
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"ingest_qc: {error}") from None
+        return self
 
     @model_validator(mode="after")
     def _sources(self) -> StudyConfig:

@@ -115,9 +115,12 @@ def ingest_stage(
         ],
         "splits": config.splits.model_dump(mode="json"),
     }
+    if config.ingest_qc:  # only when set: studies without it keep their cached stores
+        inputs["qc"] = dict(sorted(config.ingest_qc.items()))
 
     def work(path: Path, resuming: bool) -> None:
         from cape.ingest import ingest
+        from cape.qc import QCConfig
         from cape.splits import assign_splits, check_patient_disjoint
         from cape.store import CohortStore, write_splits
 
@@ -131,6 +134,11 @@ def ingest_stage(
                 workers=config.ingest_workers,
                 reader_options=cohort.options,
                 progress=runner.progress,
+                qc=(
+                    QCConfig.from_overrides({k: str(v) for k, v in config.ingest_qc.items()})
+                    if config.ingest_qc
+                    else None
+                ),
             )
             quarantined = sum(summary.quarantined.values())
             runner.log(f"  {cohort.name}: stored {summary.stored}, quarantined {quarantined}")
