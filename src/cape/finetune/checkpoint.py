@@ -14,10 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from cape.errors import CapeError
 from cape.finetune.config import FinetuneConfig, validate_config
+from cape.pretrain.checkpoint import read_checkpoint
 
 CHECKPOINT_FORMAT = "cape-finetune-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -29,20 +28,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     Raises:
         CapeError: missing, unreadable, or not a CAPE fine-tuning checkpoint.
     """
-    if not path.is_file():
-        raise CapeError(f"checkpoint {path} does not exist")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise CapeError(f"checkpoint {path} cannot be read: {error}") from error
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise CapeError(f"{path} is not a CAPE fine-tuning checkpoint")
-    if payload.get("version") != CHECKPOINT_VERSION:
-        raise CapeError(
-            f"{path}: checkpoint version {payload.get('version')} is not supported "
-            f"(this CAPE reads version {CHECKPOINT_VERSION})"
-        )
-    return payload
+    return read_checkpoint(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, "fine-tuning")
 
 
 def check_resumable(

@@ -18,7 +18,6 @@ of an uninterrupted run (CPU, one thread; bit-equal in float64).
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,7 +55,7 @@ from cape.pretrain.checkpoint import atomic_torch_save, restore_rng, rng_state, 
 from cape.pretrain.data import StoreLike
 from cape.pretrain.optim import learning_rates
 from cape.pretrain.rundir import JsonlLog, RunDir, provenance, write_json
-from cape.pretrain.train import resolve_device, store_fingerprint
+from cape.pretrain.train import start_process, store_fingerprint
 from cape.protocols.results import write_results
 from cape.samplers import stream_rng
 from cape.store import CohortStore
@@ -160,16 +159,9 @@ def run_finetune(
             "encoder": Path(config.encoder).resolve() if config.encoder is not None else None,
         }
     )
-    device = resolve_device(config.device)
-    owns_process_group = not dist.is_distributed()
-    info = dist.init_from_env(device.type == "cuda")
-    if device.type == "cuda":
-        device = torch.device("cuda", info.local_rank)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    if config.deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
+    info, device, owns_process_group = start_process(
+        config.device, config.threads, config.deterministic
+    )
     try:
         return _run(config, info, device, resume, store, step_callback)
     finally:

@@ -81,18 +81,28 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     Raises:
         CapeError: missing, unreadable, or not a CAPE pretraining checkpoint.
     """
+    return read_checkpoint(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, "pretraining")
+
+
+def read_checkpoint(path: Path, format_name: str, version: int, kind: str) -> dict[str, Any]:
+    """A checkpoint's payload, checked to be of ``format_name`` at ``version``.
+
+    Raises:
+        CapeError: missing, unreadable, another format (named "not a CAPE ``kind``
+            checkpoint") or another version.
+    """
     if not path.is_file():
         raise CapeError(f"checkpoint {path} does not exist")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         raise CapeError(f"checkpoint {path} cannot be read: {error}") from error
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise CapeError(f"{path} is not a CAPE pretraining checkpoint")
-    if payload.get("version") != CHECKPOINT_VERSION:
+    if not isinstance(payload, dict) or payload.get("format") != format_name:
+        raise CapeError(f"{path} is not a CAPE {kind} checkpoint")
+    if payload.get("version") != version:
         raise CapeError(
             f"{path}: checkpoint version {payload.get('version')} is not supported "
-            f"(this CAPE reads version {CHECKPOINT_VERSION})"
+            f"(this CAPE reads version {version})"
         )
     return payload
 

@@ -113,6 +113,28 @@ def store_fingerprint(store: StoreLike) -> str:
     return f"{manifest}-{signal_digest(store)}"
 
 
+def start_process(
+    device_setting: str, threads: int | None, deterministic: bool
+) -> tuple[dist.DistInfo, torch.device, bool]:
+    """Device, process group (joined under torchrun), threads and determinism of a run.
+
+    Returns:
+        ``(info, device, owns_process_group)``: shut the group down at the end when
+        this call created it.
+    """
+    device = resolve_device(device_setting)
+    owns_process_group = not dist.is_distributed()
+    info = dist.init_from_env(device.type == "cuda")
+    if device.type == "cuda":
+        device = torch.device("cuda", info.local_rank)
+    if threads:
+        torch.set_num_threads(threads)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+    return info, device, owns_process_group
+
+
 def pretrain(
     config: PretrainConfig,
     *,
@@ -144,16 +166,9 @@ def pretrain(
             "out_dir": Path(config.out_dir).resolve(),
         }
     )
-    device = resolve_device(config.device)
-    owns_process_group = not dist.is_distributed()
-    info = dist.init_from_env(device.type == "cuda")
-    if device.type == "cuda":
-        device = torch.device("cuda", info.local_rank)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    if config.deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
+    info, device, owns_process_group = start_process(
+        config.device, config.threads, config.deterministic
+    )
     try:
         return _pretrain(config, info, device, resume, store, step_callback)
     finally:
