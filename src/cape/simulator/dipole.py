@@ -176,6 +176,23 @@ def measured_axis_deg(model: BeatModel, template: np.ndarray, t_ms: np.ndarray) 
     return np.degrees(np.arctan2((avf * in_qrs).sum(axis=1), (lead_i * in_qrs).sum(axis=1)))
 
 
+def spatial_qrs_t_angle_deg(model: BeatModel, template: np.ndarray, t_ms: np.ndarray) -> np.ndarray:
+    """Spatial QRS-T angle (degrees) between the mean QRS and mean ST-T vectors.
+
+    The "mean vector" method of VCG studies: the dipole summed over the QRS
+    (onset to onset + duration) against the dipole summed from the QRS end to
+    the end of the beat window (ST segment and T wave).
+    """
+    onset = model.qrs_onset_ms[:, None]
+    end = (model.qrs_onset_ms + model.qrs_ms)[:, None]
+    in_qrs = (t_ms[None, :] >= onset) & (t_ms[None, :] <= end)
+    after = t_ms[None, :] > end
+    qrs = np.einsum("nkl,nl->nk", template, in_qrs.astype(float))
+    st_t = np.einsum("nkl,nl->nk", template, after.astype(float))
+    cosine = (qrs * st_t).sum(axis=1) / (np.linalg.norm(qrs, axis=1) * np.linalg.norm(st_t, axis=1))
+    return np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))
+
+
 def beat_times_ms(model: BeatModel, duration_ms: float, rng: np.random.Generator) -> np.ndarray:
     """R-peak times ``(n, k)`` ms covering a recording of ``duration_ms``.
 

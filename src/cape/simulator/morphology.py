@@ -76,8 +76,11 @@ def beat_model(ecgs: pd.DataFrame) -> BeatModel:
     )
     main_dir = direction(col["qrs_frontal_deg"], col["qrs_elevation_deg"])
     main_amp = 1.8 * col["qrs_amplitude"]
-    septal_amp = np.exp(col["septal_log_amplitude"])
-    terminal_amp = np.exp(col["terminal_log_amplitude"])
+    # Septal and terminal forces scale with the QRS voltage: women's Q, R and S
+    # deflections are all smaller, and all shrink with age (VCG studies,
+    # docs/age-sex-shape-sources.md).
+    septal_amp = np.exp(col["septal_log_amplitude"]) * col["qrs_amplitude"]
+    terminal_amp = np.exp(col["terminal_log_amplitude"]) * col["qrs_amplitude"]
     lbbb, lvh = flag["CLBBB"], flag["LVH"]
     # LVH: voltage x1.6-2.0 and more leftward-posterior forces (Sokolow-Lyon, Cornell).
     main_amp = np.where(lvh, main_amp * (1.6 + 0.4 * u[3]), main_amp)

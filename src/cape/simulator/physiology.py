@@ -82,16 +82,38 @@ ETHNICITY_EFFECTS: dict[str, dict[str, float]] = {
     "Asian": {"qrs_amplitude": -0.04},
 }
 
-# Patient-only shape latents (mean, SD): no age or sex effect.
-SHAPE_LATENTS: dict[str, tuple[float, float]] = {
-    "qrs_elevation_deg": (30.0, 8.0),  # posterior tilt of the main QRS force
-    "t_elevation_deg": (-40.0, 8.0),  # anterior tilt of the T wave
-    "septal_log_amplitude": (math.log(0.35), 0.30),
-    "terminal_log_amplitude": (math.log(0.35), 0.30),
-    "t_asymmetry": (1.4, 0.15),  # ratio of T up-slope to down-slope width
-    "heart_rot_x_deg": (0.0, 6.0),
-    "heart_rot_y_deg": (0.0, 6.0),
-    "heart_rot_z_deg": (0.0, 6.0),
+
+@dataclass(frozen=True)
+class ShapeLatent:
+    """A patient's heart position or wave shape: ``mean + sd * z_patient`` plus age and sex terms.
+
+    The age and sex terms enter per ECG like a trait's (``age_slope`` per year from age 50,
+    ``male_delta`` men minus women), so a patient's heart position moves as they age;
+    the published figures behind them are in docs/age-sex-shape-sources.md.
+    """
+
+    mean: float
+    sd: float
+    age_slope: float = 0.0
+    male_delta: float = 0.0
+
+
+SHAPE_LATENTS: dict[str, ShapeLatent] = {
+    "qrs_elevation_deg": ShapeLatent(30.0, 8.0),  # posterior tilt of the main QRS force
+    # Anterior tilt of the T wave. Women's T vector is less anterior than men's and
+    # their spatial QRS-T angle 10-20 deg narrower (Hnatkova 2022; 66 vs 80 deg in young
+    # adults, Scherptong): -17 deg here makes the simulated mean angle ~14 deg narrower
+    # (tests/simulator/test_realism.py). The T vector moves anterior with age
+    # (direction reported, size [U]).
+    "t_elevation_deg": ShapeLatent(-40.0, 8.0, age_slope=-0.10, male_delta=-17.0),
+    # Sizes of the septal and terminal QRS forces relative to the main QRS force, whose
+    # voltage (``qrs_amplitude``) carries the age and sex effects on all of Q, R and S.
+    "septal_log_amplitude": ShapeLatent(math.log(0.35), 0.30),
+    "terminal_log_amplitude": ShapeLatent(math.log(0.35), 0.30),
+    "t_asymmetry": ShapeLatent(1.4, 0.15),  # T up-/down-slope width; no age or sex effect
+    "heart_rot_x_deg": ShapeLatent(0.0, 6.0),
+    "heart_rot_y_deg": ShapeLatent(0.0, 6.0),
+    "heart_rot_z_deg": ShapeLatent(0.0, 6.0),
 }
 # Visit-to-visit SD of the shape latents (heart position with posture and body
 # habitus, wave shapes), on the latents' scales; with the traits' visit SDs and the
@@ -196,8 +218,8 @@ def sample_patients(
 
     for name in TRAITS:
         table[f"z_{name}"] = rng.standard_normal(n)
-    for name, (mean, sd) in SHAPE_LATENTS.items():
-        table[name] = mean + sd * rng.standard_normal(n)
+    for name, latent in SHAPE_LATENTS.items():
+        table[name] = latent.mean + latent.sd * rng.standard_normal(n)
     for k in range(N_CONDITION_UNIFORMS):
         table[f"u_condition_{k}"] = rng.random(n)
     return pd.DataFrame(table)
@@ -261,7 +283,13 @@ def sample_ecgs(
     new["electrode_sd"] = np.full(n, scales.visit * ELECTRODE_SD_SPACINGS)
     base = base.copy()
     for name, sd in SHAPE_VISIT_SD.items():
-        base[name] = base[name].to_numpy() + scales.visit * sd * rng.standard_normal(n)
+        latent = SHAPE_LATENTS[name]
+        base[name] = (
+            base[name].to_numpy()
+            + scales.age * latent.age_slope * (age - REFERENCE_AGE_YEARS)
+            + scales.sex * latent.male_delta * (male - 0.5)
+            + scales.visit * sd * rng.standard_normal(n)
+        )
     return pd.concat(
         [pd.DataFrame({"patient_row": new.pop("patient_row")}), base, pd.DataFrame(new)], axis=1
     )

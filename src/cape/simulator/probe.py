@@ -39,6 +39,7 @@ CARRIES_AGE_OR_SEX = (
     "qrs_amplitude",
     "t_amplitude",
     "qrs_frontal_deg",
+    "t_elevation_deg",
 )
 PATIENT_ONLY = (
     "heart_rot_x_deg",
@@ -47,7 +48,7 @@ PATIENT_ONLY = (
     "qrs_elevation_deg",
     "septal_log_amplitude",
     "terminal_log_amplitude",
-)  # shape latents without an age or sex effect (physiology.SHAPE_LATENTS)
+)  # shape latents without an age or sex term of their own (physiology.SHAPE_LATENTS)
 TARGETS = CARRIES_AGE_OR_SEX + PATIENT_ONLY
 
 
