@@ -9,7 +9,8 @@
 # [tool.mutmut] section is rewritten to mutate only that module and to run only the tests that
 # exercise it, so a mutant costs seconds. Results are kept between runs (mutmut resumes);
 #   --fresh      throw the module's previous mutants and results away first;
-#   --survivors  re-run only the mutants that survived last time (after adding tests);
+#   --survivors  re-run only the mutants that survived last time (after adding tests), and
+#                those a changed test selection left unchecked;
 #   --jobs N     mutmut --max-children (default 1: the machine is shared).
 # Prints one Markdown table row per module (mutants, killed, survived, timeout, no tests, score)
 # and lists the surviving mutants with their changed lines in .mutmut/MODULE/survivors.txt.
@@ -96,7 +97,7 @@ EOF
         cd "$work"
         export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
         if [[ $survivors -eq 1 && -d mutants ]]; then
-            mapfile -t names < <(mutmut results 2>/dev/null | sed -n 's/^ *\([^ ]*\): \(survived\|no tests\|timeout\|suspicious\)$/\1/p')
+            mapfile -t names < <(mutmut results 2>/dev/null | sed -n 's/^ *\([^ ]*\): \(survived\|no tests\|timeout\|suspicious\|not checked\)$/\1/p')
             if [[ ${#names[@]} -gt 0 ]]; then
                 mutmut run --max-children "$jobs" "${names[@]}" >"$work/run.log" 2>&1 || true
             fi
