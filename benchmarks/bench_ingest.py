@@ -5,7 +5,12 @@ in-process reader, so no input files are needed) into a fresh store, in a
 fresh process per N, through the real ingest (preprocessing, QC, shards,
 manifest). For each N it records the peak resident memory (``ru_maxrss``) of
 the ingest process and of its workers, and the ingest process's resident
-memory after ingest returned (what it still holds: the manifest).
+memory after ingest returned (what it still holds: the manifest). Beside them
+it prints what the growth is made of: the manifest ingest rebuilds from its
+parts at the end, as pandas holds it (deep size), and the peak of Arrow's memory
+pool (parquet reads and writes). Arrow's default pool (mimalloc or jemalloc)
+keeps freed memory for reuse, which RSS counts; ``--arrow-pool system`` shows
+how much of the slope is that.
 
 A single pair of sizes over a ~200 MB import baseline cannot see growth below
 ~1 KB per ECG. Here a least-squares line is fitted to each memory figure
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import resource
 import shutil
 import subprocess
@@ -111,12 +117,22 @@ def _current_rss_bytes() -> int:
 
 
 def _child(n: int, workers: int, out: str) -> None:
+    import pandas as pd
+    import pyarrow as pa
+
     from cape.ingest import ingest_reader
 
     reader = SyntheticReader("synthetic", "bench", n=n)
     start = time.perf_counter()
     summary = ingest_reader(reader, out, mains_hz=50.0, workers=workers, progress=False)
     elapsed = time.perf_counter() - start
+    pool = pa.default_memory_pool()
+    arrow_peak = pool.max_memory()  # Arrow's own allocations (parquet reads and writes)
+    # What the growth should be made of: the manifest ingest rebuilds from its parts at
+    # the end, held in pandas (deep size, strings included).
+    manifest_bytes = int(
+        pd.read_parquet(Path(out) / "manifest.parquet").memory_usage(deep=True).sum()
+    )
     print(
         json.dumps(
             {
@@ -127,6 +143,9 @@ def _child(n: int, workers: int, out: str) -> None:
                 "main_peak": 1024 * resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                 "worker_peak": 1024 * resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
                 "main_after": _current_rss_bytes(),
+                "manifest": manifest_bytes,
+                "arrow_peak": arrow_peak,
+                "arrow_pool": pool.backend_name,
             }
         )
     )
@@ -141,8 +160,11 @@ def fit_slope(sizes: list[int], values: list[float]) -> tuple[float, float, floa
     return float(fit.slope), float(fit.slope - half), float(fit.slope + half)
 
 
-def run_size(n: int, workers: int) -> dict:
+def run_size(n: int, workers: int, arrow_pool: str | None = None) -> dict:
     root = Path(tempfile.mkdtemp())
+    env = dict(os.environ)
+    if arrow_pool:
+        env["ARROW_DEFAULT_MEMORY_POOL"] = arrow_pool
     try:
         output = subprocess.run(
             [
@@ -158,6 +180,7 @@ def run_size(n: int, workers: int) -> dict:
             check=True,
             capture_output=True,
             text=True,
+            env=env,
         ).stdout
         return json.loads(output.strip().splitlines()[-1])
     finally:
@@ -170,6 +193,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--target", type=int, default=5_000_000, help="N to extrapolate to")
     parser.add_argument("--quick", action="store_true", help="sizes 20 40 60 (smoke test)")
+    parser.add_argument(
+        "--arrow-pool",
+        choices=["system", "mimalloc", "jemalloc"],
+        help="Arrow's allocator in the ingest process (ARROW_DEFAULT_MEMORY_POOL; default: "
+        "Arrow's own choice). Pooling allocators keep freed memory, which shows in RSS.",
+    )
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -181,15 +210,19 @@ def main(argv: list[str] | None = None) -> None:
     sizes = sorted(set(args.sizes))
     if sizes[-1] < 10 * sizes[0] and not args.quick:
         print(f"warning: sizes span {sizes[-1] / sizes[0]:.1f}x; the slope needs >= 10x")
-    results = [run_size(n, args.workers) for n in sizes]
-    print(f"ingest of synthetic 12-lead 10 s 500 Hz ECGs, workers={args.workers}")
+    results = [run_size(n, args.workers, args.arrow_pool) for n in sizes]
+    print(
+        f"ingest of synthetic 12-lead 10 s 500 Hz ECGs, workers={args.workers}, "
+        f"Arrow pool {results[0]['arrow_pool']}"
+    )
     for r in results:
         if r["stored"] != r["n"]:
             raise SystemExit(f"N={r['n']}: only {r['stored']} ECGs stored")
         print(
             f"  N={r['n']:>7}: {r['n'] / r['seconds']:6.0f} ECG/s, peak RSS main "
             f"{r['main_peak'] / 2**20:6.1f} MiB, workers {r['worker_peak'] / 2**20:6.1f} MiB; "
-            f"main after ingest {r['main_after'] / 2**20:6.1f} MiB"
+            f"main after ingest {r['main_after'] / 2**20:6.1f} MiB; manifest in pandas "
+            f"{r['manifest'] / r['n']:5.0f} B/ECG, Arrow pool peak {r['arrow_peak'] / r['n']:5.0f} B/ECG"
         )
     if len(sizes) < 2:
         return
@@ -201,6 +234,8 @@ def main(argv: list[str] | None = None) -> None:
         ("main_peak", "peak RSS, ingest process"),
         ("worker_peak", "peak RSS, largest worker"),
         ("main_after", "RSS after ingest, ingest process"),
+        ("manifest", "manifest held in pandas (deep)"),
+        ("arrow_peak", "Arrow memory pool peak"),
     ):
         values = [float(r[key]) for r in results]
         slope, low, high = fit_slope(sizes, values)
