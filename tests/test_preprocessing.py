@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -305,3 +306,20 @@ def test_int16_microvolts_rounding_and_clip_flag():
     assert would_clip_int16(x[1]).tolist() == [True]
     with pytest.raises(ValueError, match="non-finite"):
         to_int16_microvolts(np.array([[np.inf]]))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("slot_seconds", math.inf, "slot_seconds=inf: must be a positive number"),
+        ("slot_seconds", 0.0, "slot_seconds=0.0: must be a positive number"),
+        ("min_seconds", "2", "min_seconds='2': must be a number"),
+        ("filter_pad_seconds", None, "filter_pad_seconds=None: must be a number"),
+        ("slot_seconds", True, "slot_seconds=True: must be a number"),
+    ],
+)
+def test_config_refuses_infinite_or_non_numeric_durations(field, value, message):
+    """An infinite slot used to pass and fail later in ``slot_samples`` (OverflowError); a
+    string or None raised a bare TypeError from a comparison instead of naming the setting."""
+    with pytest.raises(PreprocessingSettingError, match=re.escape(message)):
+        PreprocessingConfig(**{field: value})

@@ -121,8 +121,15 @@ class PreprocessingConfig:
             )
         if not (isinstance(self.filter_order, int) and 1 <= self.filter_order <= 8):
             raise bad("filter_order", "must be an integer from 1 to 8")
+        for name in ("filter_pad_seconds", "slot_seconds", "min_seconds"):
+            value = getattr(self, name)
+            # bool is an int; a string or None would fail the comparisons below with a TypeError
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise bad(name, "must be a number")
         if not (self.filter_pad_seconds >= 0 and math.isfinite(self.filter_pad_seconds)):
             raise bad("filter_pad_seconds", "must be a non-negative number")
+        if not (self.slot_seconds > 0 and math.isfinite(self.slot_seconds)):
+            raise bad("slot_seconds", "must be a positive number")
         if not (0 < self.min_seconds <= self.slot_seconds):
             raise bad("min_seconds", f"must be in (0, slot_seconds={self.slot_seconds}]")
 
