@@ -86,9 +86,13 @@ def test_257_hz_label_is_quarantined_and_slow_bbb_is_stored(source: Path, tmp_pa
     quarantine = pd.read_parquet(tmp_path / "store" / "quarantine.parquet").set_index("record_id")
     assert sorted(store.manifest["record_id"]) == sorted(BRADY_BBB)
     assert sorted(quarantine.index) == sorted(STRETCHED)
-    for name in STRETCHED:
+    # The narrow-QRS ones only the QT rule catches; the bundle branch block, whose
+    # doubled QRS is wide, may be caught by the QT rule or by the QRS cap (which fires
+    # depends on whether its stretched T wave is measured) -- both blame the file.
+    for name in ("af102", "sinus89"):
         assert quarantine.loc[name, "reason"] == "implausible_rate", quarantine.loc[name]
         assert "QTc Fridericia" in quarantine.loc[name, "detail"], quarantine.loc[name, "detail"]
+    assert quarantine.loc["bbb87", "reason"] in ("implausible_rate", "implausible_qrs")
     header = json.loads((tmp_path / "store" / "header.json").read_text())
     assert header["cohorts"]["c"]["qc"]["max_qtc_ms"] == QCConfig().max_qtc_ms
 
