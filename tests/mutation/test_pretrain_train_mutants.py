@@ -622,3 +622,33 @@ def test_a_cohort_smaller_than_a_batch_is_an_error_by_default(tmp_path: Path) ->
     config = load_config(None, tiny_run(tmp_path))
     with pytest.raises(CapeError, match=r"cohorts \['c'\] have fewer"):
         pretrain(config, store=RunStore(small_cohort=True))
+
+
+def test_several_processes_wrap_the_model_in_ddp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a job of two processes (faked: rank 0 of 2, no process group; the DDP wrapper
+    replaced by a recorder) the model is wrapped once, with ``device_ids=None`` on the CPU.
+
+    Kills _pretrain_176 (``world_size > 2``: a two-process job trains unsynchronised
+    replicas), 177/178/180 (the wrapper dropped or given no model), 181/183/184 (the CPU
+    wrapper given ``device_ids`` of ``[None]`` or none at all).
+    """
+    info = dist.DistInfo(rank=0, world_size=2, local_rank=0, backend="gloo")
+    monkeypatch.setattr(
+        train_module, "start_process", lambda *args: (info, torch.device("cpu"), False)
+    )
+    wrapped: list[tuple] = []
+
+    def ddp(*args, **kwargs):  # type: ignore[no-untyped-def]
+        wrapped.append((args, kwargs))
+        return args[0]
+
+    monkeypatch.setattr(train_module, "DistributedDataParallel", ddp)
+    run_dir = pretrain(load_config(None, tiny_run(tmp_path)), store=RunStore())
+    assert len(wrapped) == 1
+    (args, kwargs) = wrapped[0]
+    assert (
+        len(args) == 1 and isinstance(args[0], torch.nn.Module) and kwargs == {"device_ids": None}
+    )
+    assert json.loads((run_dir / "provenance.json").read_text())["world_size"] == 2
