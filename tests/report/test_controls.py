@@ -75,6 +75,27 @@ def test_learning_control_verdicts_and_p_value() -> None:
     assert _learning(_data(mixed))["rnd"] == INCONCLUSIVE
 
 
+def test_learning_control_compares_each_seed_with_its_own_untrained_twin() -> None:
+    """With one untrained twin per seed (its initial weights), seed k must beat twin k.
+
+    Seed 1 (8.5) beats the untrained mean (8.6) but not its own twin (8.2): a control that
+    compared with the pooled mean would call every seed better. The bug this catches:
+    the twin lookup dropped (or keyed by position instead of encoder seed).
+    """
+    ood = _ood(
+        {
+            "untrained": [[9.0, 9.0, 9.0], [8.2, 8.2, 8.2]],
+            "rnd": [[8.0, 8.0, 8.0], [8.5, 8.5, 8.5]],
+        }
+    )
+    table = controls_from_data(_data(ood), None, ["rnd"])
+    assert table["verdict"].iloc[0] == INCONCLUSIVE
+    assert "twins [9.0, 8.2]" in table["measured"].iloc[0]
+    worse = _ood({"untrained": [[9.0] * 3, [8.2] * 3], "rnd": [[9.1] * 3, [8.3] * 3]})
+    # Each seed worse than its twin: fails (against the pooled mean 8.6 seed 1 would pass).
+    assert _learning(_data(worse))["rnd"] == FAILS
+
+
 def _ident(random_acc: list[float], untrained: tuple[float, float]) -> pd.DataFrame:
     rows = [
         {"model": "rnd", "encoder_seed": s, "by": "cohort", "accuracy": a, "accuracy_high": a}

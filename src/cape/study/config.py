@@ -97,7 +97,10 @@ class PretrainSection(_Section):
     base: str = Field("small", description="pretraining preset or config file the runs start from")
     settings: dict[str, Any] = Field(default_factory=dict, description="overrides for every run")
     runs: list[PretrainRunSpec] = Field(default_factory=list)
-    untrained_baseline: bool = Field(True, description="also embed with an untrained encoder")
+    untrained_baseline: bool = Field(
+        True,
+        description="also embed with untrained encoders: the initial weights of each seed of the first run (its untrained twins)",
+    )
     parallel: int = Field(
         1, ge=1, description="runs (and embeddings) at a time, each its own process"
     )

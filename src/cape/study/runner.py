@@ -18,7 +18,7 @@ Run directory::
     data/                 simulated cohorts (when the study simulates)
     store/                the cohort store
     pretrain/NAME-seedK/  one pretraining run per model and encoder seed
-    features/NAME-seedK/  their features (and untrained-seed0/)
+    features/NAME-seedK/  their features (and untrained-seedK/, one per seed of the first run)
     evaluation/           protocol results
     label-efficiency/     cape label-efficiency on one pretrained model (optional section)
     report/               report.html, report.md and figures

@@ -217,10 +217,17 @@ def pretrain_stage(runner: StudyRunner, store: StageResult) -> list[PretrainedMo
         for (name, seed, directory), result in zip(names, results, strict=True)
     ]
     if section.untrained_baseline:
-        first = models[0]
-        models.append(
-            PretrainedModel("untrained", first.seed, first.run_dir, first.stage, untrained=True)
-        )
+        # One untrained twin per seed of the first run: the same architecture and
+        # initial weights as that seed's encoder before training (build_model seeds
+        # the initialisation from config.seed), so the learning control compares each
+        # pretrained seed with its own starting point and samples the spread of random
+        # networks instead of trusting one draw.
+        first = models[0].name
+        models += [
+            PretrainedModel("untrained", m.seed, m.run_dir, m.stage, untrained=True)
+            for m in models
+            if m.name == first
+        ]
     return models
 
 
