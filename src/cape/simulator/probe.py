@@ -76,6 +76,77 @@ def probe_scores(
     return scores
 
 
+# Groups of ground-truth cues a patient-contrastive objective could use to tell patients
+# apart (per-ECG values, visit noise included); amplitudes on the log scale.
+CUE_SETS: dict[str, tuple[str, ...]] = {
+    "rate + voltage": ("heart_rate_bpm", "qrs_amplitude", "t_amplitude", "p_amplitude"),
+    "intervals": ("pr_ms", "qrs_ms", "qtc_ms", "p_duration_ms"),
+    "directions + shape": (
+        "qrs_frontal_deg",
+        "t_frontal_deg",
+        "qrs_elevation_deg",
+        "t_elevation_deg",
+        "heart_rot_x_deg",
+        "heart_rot_y_deg",
+        "heart_rot_z_deg",
+        "septal_log_amplitude",
+        "terminal_log_amplitude",
+        "t_asymmetry",
+    ),
+}
+_LOG_CUES = ("qrs_amplitude", "t_amplitude", "p_amplitude")
+
+
+def cue_retrieval(
+    truth: pd.DataFrame,
+    cue_sets: dict[str, tuple[str, ...]] | None = None,
+    negatives: int = 127,
+    draws: int = 2000,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Same-patient retrieval top-1 from ground-truth cues alone, per cue set.
+
+    An anchor ECG, another ECG of the same patient and ``negatives`` ECGs of other
+    patients; the cues z-scored, Euclidean nearest neighbour; the fraction of draws in
+    which the same-patient ECG is nearest. Set beside an encoder's retrieval (`cape
+    retrieval`), it says which cues the encoder's notion of identity matches and which
+    better cues it leaves unused. Sets ``all`` (every cue) is added.
+    """
+    sets = dict(cue_sets or CUE_SETS)
+    sets["all"] = tuple(dict.fromkeys(c for cues in sets.values() for c in cues))
+    patients = truth["patient_id"].astype(str).to_numpy()
+    rows = pd.Series(np.arange(len(truth))).groupby(patients).apply(list)
+    multi = [r for r in rows if len(r) >= 2]
+    if not multi or len(np.unique(patients)) <= negatives:
+        raise ValueError(f"cue retrieval needs patients with >= 2 ECGs and > {negatives} patients")
+    rng = np.random.default_rng(seed)
+    trials = []
+    for _ in range(draws):
+        mine = multi[rng.integers(len(multi))]
+        anchor, positive = rng.choice(mine, 2, replace=False)
+        others = np.flatnonzero(patients != patients[anchor])
+        trials.append((anchor, positive, rng.choice(others, negatives, replace=False)))
+    scores: dict[str, float] = {}
+    for name, cues in sets.items():
+        values = np.column_stack(
+            [
+                np.log(truth[c].to_numpy(dtype=float).clip(min=1e-3))
+                if c in _LOG_CUES
+                else truth[c].to_numpy(dtype=float)
+                for c in cues
+            ]
+        )
+        spread = values.std(axis=0)
+        values = (values - values.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
+        hits = sum(
+            np.linalg.norm(values[p] - values[a])
+            < np.linalg.norm(values[n] - values[a], axis=1).min()
+            for a, p, n in trials
+        )
+        scores[name] = float(hits) / draws
+    return scores
+
+
 def probe_run(
     run: Path, cohort: str = "harbor", max_ecgs: int = 3000, seed: int = 0
 ) -> pd.DataFrame:
@@ -107,11 +178,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run", type=Path, help="study run directory")
     parser.add_argument("--cohort", default="harbor")
     parser.add_argument("--max-ecgs", type=int, default=3000)
+    parser.add_argument(
+        "--no-cues",
+        action="store_true",
+        help="skip the same-patient retrieval from ground-truth cue sets",
+    )
     args = parser.parse_args(argv)
     table = probe_run(args.run, args.cohort, args.max_ecgs)
     print("cross-validated R^2 (sex: AUROC); * = carries an age or sex effect")
     renamed = {t: f"{t}*" if t in CARRIES_AGE_OR_SEX else t for t in TARGETS}
     print(table.rename(columns=renamed).T.round(3).to_string())
+    if not args.no_cues:
+        truth = pd.read_parquet(args.run / "data" / "_truth" / f"{args.cohort}.parquet")
+        print(
+            "\nsame-patient retrieval top-1 from ground-truth cues alone (127 negatives, "
+            "2,000 draws; compare `cape retrieval` on the features):"
+        )
+        for name, score in cue_retrieval(truth).items():
+            print(f"  {name:<20} {score:.3f}")
     return 0
 
 
