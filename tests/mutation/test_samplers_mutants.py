@@ -167,3 +167,40 @@ def test_empty_selection_and_cohort_without_patients() -> None:
         "a": 1,
         "b": 0,
     }
+
+
+def test_plan_epoch_names_an_unknown_batching() -> None:
+    """Kills x_plan_epoch__mutmut_25 (the message of an unknown batching dropped: plan_epoch is
+    public, and its caller would see a bare ValueError)."""
+    with pytest.raises(ValueError, match=r"^batching must be one of .*, got 'cape-x'$"):
+        plan_epoch(table({"a": 4}), 2, "cape-x", 0, 0)  # type: ignore[arg-type]
+
+
+def test_idb_plan_when_every_cohort_is_skipped_is_empty() -> None:
+    """Kills x_plan_epoch__mutmut_45.._51 (the empty plan when every cohort is skipped: it must
+    be ``(0, B)`` int64, not an error from concatenating nothing, a float array or a row of
+    zeros that would index patient 0). The sampler refuses this case; plan_epoch is public."""
+    t = table({"a": 4, "b": 3})
+    plan = plan_epoch(t, 2, "idb", 0, 0, skip_cohorts=("a", "b"))
+    assert plan.shape == (0, 2)
+    assert plan.dtype == np.int64
+    # Skipping only one cohort keeps the other's full batches.
+    kept = plan_epoch(t, 2, "idb", 0, 0, skip_cohorts=("b",))
+    assert kept.shape == (2, 2)
+    assert sorted(kept.ravel().tolist()) == [0, 1, 2, 3]
+
+
+def test_mapping_exclusion_is_shown_as_given() -> None:
+    """Kills xǁPatientTableǁfrom_manifest__mutmut_41 (a mapping of excluded splits shown as the
+    list of its keys: the message would hide which splits are left out)."""
+    m = manifest([("a", "p", None), ("a", "p", "train")])
+    with pytest.raises(CapeError) as info:
+        PatientTable.from_manifest(m, exclude_splits={"a": ["test"]})
+    assert str(info.value).startswith(
+        "1 ECGs of the chosen cohorts have no split, so exclude_splits={'a': ['test']} cannot"
+    )
+    with pytest.raises(CapeError) as info:
+        PatientTable.from_manifest(
+            manifest([("a", "p", "test"), ("a", "p", "test")]), exclude_splits={"a": ["test"]}
+        )
+    assert "(excluding splits {'a': ['test']})" in str(info.value)
