@@ -153,7 +153,8 @@ def test_manifest_errors_name_the_problem() -> None:
 
 
 def test_empty_selection_and_cohort_without_patients() -> None:
-    """Kills xǁPatientTableǁfrom_manifest__mutmut_119..135 (the empty-selection branch) and
+    """Kills xǁPatientTableǁfrom_manifest__mutmut_120/121/123/126/127/129..131/133/135 (the
+    empty-selection branch; _119/122/124/125/128/132/134 are equivalent, docs/testing.md) and
     xǁPatientTableǁpatients_per_cohort__mutmut_5 (``minlength`` dropped: a chosen cohort whose
     patients all have one ECG disappears from the counts)."""
     with pytest.raises(CapeError) as info:
