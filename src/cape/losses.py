@@ -7,8 +7,9 @@ CAPE the two views of a "positive pair" are two different ECGs of one
 patient; every other view in the (global) batch is a negative.
 
 With ``cohorts`` given, a view's negatives are restricted to views of the
-same cohort -- the CAPE paper's Equation 3 read literally (``idb-mask``),
-against which the in-distribution batches of ``idb`` can be compared.
+same cohort (``idb-mask``: this project's variant, not the paper's Equation 3,
+which is the loss of a batch drawn from one cohort, i.e. ``idb``); it keeps the
+negatives same-cohort while batches stay mixed, to separate the two effects.
 
 Under DDP the projections of all ranks are gathered with gradients (see
 :mod:`cape.dist`), so the negatives span the global batch. Each rank averages

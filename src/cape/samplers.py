@@ -14,7 +14,8 @@ into global batches of ``B`` patients (``2B`` ECGs):
   fill a batch: by default that is an error; ``small_cohorts="drop"`` leaves
   it out (and says so).
 * ``idb-mask``: the batches of ``random``; the loss restricts each view's
-  negatives to its own cohort (Equation 3 of the paper taken literally).
+  negatives to its own cohort. This project's variant, not the paper's
+  Equation 3 (that is the loss of a one-cohort batch, i.e. ``idb``).
 
 Incomplete last batches are dropped (a different batch size would change the
 loss's difficulty); as the shuffle changes every epoch, every patient is

@@ -107,7 +107,9 @@ class PretrainConfig(BaseModel):
         "cohort -> list (only those cohorts; e.g. the heads' training cohort's test split)",
     )
     batching: Literal["random", "idb", "idb-mask"] = Field(
-        default="idb", description="random (CAPE-X), idb (CAPE-Z) or idb-mask (Eq. 3)"
+        default="idb",
+        description="random (CAPE-X), idb (CAPE-Z, the paper's Eq. 3) or idb-mask (mixed batches, "
+        "same-cohort negatives: this project's variant)",
     )
     small_cohorts: Literal["error", "drop"] = Field(
         default="error", description="idb: a cohort smaller than one batch is an error or dropped"
