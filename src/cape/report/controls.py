@@ -113,6 +113,13 @@ def _shortcut_row(data: RunData, random_model: str) -> dict[str, Any]:
     if ident is None or retrieval is None or not len(retrieval):
         row["measured"] = "needs identifiability and retrieval results"
         return row
+    missing = sorted(
+        ({"by", "model", "accuracy"} - set(ident.columns))
+        | ({"model", "gap", "gap_low"} - set(retrieval.columns))
+    )
+    if missing:
+        row["measured"] = f"identifiability or retrieval results lack {', '.join(missing)}"
+        return row
     cohort = ident[ident["by"] == "cohort"]
     untrained_ident = cohort[cohort["model"] == UNTRAINED]
     mine_ident = cohort[cohort["model"] == random_model]
@@ -121,7 +128,8 @@ def _shortcut_row(data: RunData, random_model: str) -> dict[str, Any]:
     if min(len(untrained_ident), len(mine_ident), len(untrained_ret), len(mine_ret)) == 0:
         row["measured"] = "the random-batch model or the untrained encoder has no result"
         return row
-    ceiling = float(untrained_ident["accuracy_high"].max())
+    high = "accuracy_high" if "accuracy_high" in untrained_ident else "accuracy"
+    ceiling = float(untrained_ident[high].max())
     if not np.isfinite(ceiling):
         ceiling = float(untrained_ident["accuracy"].max())
     identifiable = mine_ident["accuracy"].to_numpy(dtype=float) > ceiling
