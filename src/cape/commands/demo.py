@@ -15,7 +15,7 @@ def register(subparsers: Any) -> None:
             "Simulate five synthetic cohorts in real formats (PTB-XL, CODE-15%, WFDB), ingest "
             "them, pretrain random-batch and in-distribution-batch encoders (3 seeds each), "
             "embed, run the out-of-distribution protocol and cohort identifiability, and write "
-            "report.html. About 15-20 minutes on 2 CPU cores; --quick takes a few minutes. "
+            "report.html. About 20 minutes on 2 idle CPU cores; --quick takes a few minutes. "
             "Re-running continues where it stopped."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,

@@ -203,14 +203,25 @@ def _plot_lines(summary: pd.DataFrame, key: str, compare: tuple[str, str], path:
     ncols = min(max(len(quantities), 1), 4)
     nrows = max(1, -(-len(quantities) // ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.6 * nrows), squeeze=False)
+    # One colour per model in every panel, seeds (dots) in their model's colour.
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    models = sorted(summary["model"].astype(str).unique()) if len(summary) else []
+    colour = {model: palette[i % len(palette)] for i, model in enumerate(models)}
     for ax, quantity in zip(axes.ravel(), quantities, strict=False):
         part = summary[summary["quantity"] == quantity]
         for model, rows in part.groupby("model"):
             rows = rows.sort_values(key)
             values = rows[key].astype(float)
-            ax.scatter(values, rows["value"].astype(float), s=12, alpha=0.5)
+            c = colour[str(model)]
+            ax.scatter(values, rows["value"].astype(float), s=12, alpha=0.5, color=c)
             median = rows.groupby(key)["value"].median()
-            ax.plot(median.index.astype(float), median.to_numpy(), marker="o", label=str(model))
+            ax.plot(
+                median.index.astype(float),
+                median.to_numpy(),
+                marker="o",
+                color=c,
+                label=str(model),
+            )
         if quantity.startswith("ood_gap"):
             ax.axhline(0.0, color="grey", lw=0.8)
             ax.set_ylabel(f"{compare[0]} minus {compare[1]} (>0: {compare[1]} better)")
