@@ -108,7 +108,7 @@ EOF
         # One line per surviving mutant: its name and the changed lines (`mutmut show NAME`
         # gives the full diff but costs seconds per call).
         mutmut results 2>/dev/null | python3 -c '
-import ast, difflib, re, sys
+import ast, difflib, os, re, sys
 cache = {}
 for line in sys.stdin:
     name, _, status = line.strip().rpartition(": ")
@@ -116,6 +116,8 @@ for line in sys.stdin:
         continue
     module, function = re.match(r"(.*)\.(x.*)__mutmut_\d+$", name).groups()
     path = "mutants/src/" + module.replace(".", "/") + ".py"
+    if not os.path.isfile(path):  # a package: cape.ingest -> cape/ingest/__init__.py
+        path = path[: -len(".py")] + "/__init__.py"
     if path not in cache:
         text = open(path, encoding="utf-8").read()
         lines = text.splitlines()
