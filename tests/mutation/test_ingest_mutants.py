@@ -566,3 +566,370 @@ def test_worker_init_sets_the_parent_death_signal_and_one_thread() -> None:
 
     assert child(os.getpid()) == (0, b"9 [1]")
     assert child(os.getpid() + 10**6) == (1, b"")
+
+
+# --------------------------------------------------------------------------- second round
+# Survivors of the full run of 2026-12-03 (959 mutants, 81.8 % killed): the worker
+# initialiser seen in-process, the record-level exception paths, full batches, the
+# progress bar, the filter-plan log, what `ingest` forwards, the header's history.
+
+
+class _FakeLibc:
+    def __init__(self, calls: list[tuple[Any, ...]]) -> None:
+        self.calls = calls
+
+    def prctl(self, *args: Any) -> int:
+        self.calls.append(("prctl", *args))
+        return 0
+
+
+def test_worker_init_in_process_with_fakes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pool._worker_init mutants 1, 3, 6-22 and _single_thread 1-2, seen in this process
+    (the forked test above runs where mutmut cannot map it): prctl not reached or called
+    with another option/signal, the orphan check inverted, another exit status, another
+    thread count. Mutants 2, 4, 5 (``use_errno`` None/False/absent) are equivalent: errno
+    is never read."""
+    import threadpoolctl
+
+    calls: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(
+        ctypes, "CDLL", lambda name, **kw: calls.append(("CDLL", name)) or _FakeLibc(calls)
+    )
+    monkeypatch.setattr(threadpoolctl, "threadpool_limits", lambda n: calls.append(("threads", n)))
+
+    class _Exit(Exception):
+        pass
+
+    def fake_exit(code: int) -> None:
+        calls.append(("exit", code))
+        raise _Exit
+
+    monkeypatch.setattr(os, "_exit", fake_exit)
+    monkeypatch.setattr(os, "getppid", lambda: 4242)
+    pool_module._worker_init(4242)
+    assert calls == [("CDLL", None), ("prctl", 1, 9, 0, 0, 0), ("threads", 1)]
+    calls.clear()
+    with pytest.raises(_Exit):
+        pool_module._worker_init(7)  # the parent is gone: exit before doing anything else
+    assert calls == [("CDLL", None), ("prctl", 1, 9, 0, 0, 0), ("exit", 1)]
+
+
+def test_flush_quarantines_the_record_that_fails_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """_flush mutants 46-49 (the log line loses its text or record id) and 54-59 (the
+    quarantine row of a record that fails on its own: reason, detail or the record lost)."""
+    real = ingest_module._store_group
+
+    def failing(items, rate, writer, rejections, mains_hz, config, qc):  # type: ignore[no-untyped-def]
+        if any(item.record.record_id == "b" for item in items):
+            raise RuntimeError("filter blew up")
+        return real(items, rate, writer, rejections, mains_hz, config, qc)
+
+    monkeypatch.setattr(ingest_module, "_store_group", failing)
+    qc, config = QCConfig(), PreprocessingConfig()
+    batch = [_prepare(_record("a", 0), qc), _prepare(_record("b", 1), qc)]
+    writer = ShardWriter(tmp_path, "s")
+    rejections: list[dict[str, Any]] = []
+    with caplog.at_level(logging.ERROR, logger="cape.ingest"):
+        assert _flush(batch, writer, rejections, 50.0, config, qc) == 1  # type: ignore[arg-type]
+    assert [row["record_id"] for row in writer.rows] == ["a"]
+    assert rejections == [
+        {
+            "cohort": COHORT,
+            "source_file": "/data/b.dat",
+            "record_id": "b",
+            "patient_id": "pb",
+            "reason": "processing_error",
+            "detail": "RuntimeError: filter blew up",
+        }
+    ]
+    assert [r.getMessage() for r in caplog.records] == ["record b failed in preprocessing"]
+    writer.abort()
+
+
+def test_prepare_quarantine_details_and_released_signal() -> None:
+    """_prepare mutants 31/35 and 38/42 (the missing/ambiguous-lead detail lost), 43-49 (a
+    signal that does not match its lead names: reason, detail or record lost) and 79 (the
+    source array kept or replaced by None)."""
+    qc = QCConfig()
+    missing = _prepare(
+        _record("m", 0, signal=_ecgs()[0][:11], lead_names=LEADS12[:6] + LEADS12[7:]), qc
+    )
+    assert missing["reason"] == "missing_leads"  # type: ignore[index]
+    assert (
+        missing["detail"]
+        == (  # type: ignore[index]
+            f"missing leads ['V1'] (found {LEADS12[:6] + LEADS12[7:]})"
+        )
+    )
+    twice = _prepare(_record("t", 0, lead_names=[*LEADS12[:11], "V5"]), qc)
+    assert twice["reason"] == "ambiguous_leads"  # type: ignore[index]
+    assert twice["detail"] == "channels 11 ('V5') and 12 ('V5') are both lead V5"  # type: ignore[index]
+    shape = _prepare(_record("s", 0, lead_names=LEADS12[:11]), qc)
+    assert shape == {
+        "cohort": COHORT,
+        "source_file": "/data/s.dat",
+        "record_id": "s",
+        "patient_id": "ps",
+        "reason": "unreadable",
+        "detail": "signal of shape (12, 5000) does not match 11 lead names",
+    }
+    record = _record("ok", 0)
+    prepared = _prepare(record, qc)
+    assert isinstance(prepared, ingest_module._Prepared)
+    assert isinstance(record.signal, np.ndarray) and record.signal.size == 0
+    assert prepared.signal_mv.shape == (8, 5000)
+
+
+def test_store_group_saturated_record_does_not_stop_the_group(tmp_path: Path) -> None:
+    """_store_group mutants 31/32 (the saturation detail), 34 (``continue`` -> ``break``:
+    the records after a saturated one silently missing) and 57 (a shorter content hash)."""
+    qc, config = QCConfig(), PreprocessingConfig()
+    loud = _prepare(_record("loud", 0), qc)
+    assert isinstance(loud, ingest_module._Prepared)
+    loud.signal_mv = loud.signal_mv * 40.0  # ~130 mV peaks: beyond int16 µV after filtering
+    items = [loud, _prepare(_record("quiet", 1), qc)]
+    writer = ShardWriter(tmp_path, "s")
+    rejections: list[dict[str, Any]] = []
+    stored = ingest_module._store_group(items, 500.0, writer, rejections, 50.0, config, qc)  # type: ignore[arg-type]
+    assert stored == 1
+    assert [row["record_id"] for row in writer.rows] == ["quiet"]
+    assert len(writer.rows[0]["signal_hash"]) == 32
+    assert [(r["record_id"], r["reason"], r["detail"]) for r in rejections] == [
+        ("loud", "saturated", "after preprocessing the signal exceeds ±32.767 mV (int16 µV range)")
+    ]
+    writer.abort()
+
+
+def _expected_int16(
+    signal_mv: np.ndarray, rate: float, mains_hz: float, config: PreprocessingConfig
+) -> np.ndarray:
+    from cape.leads import select_store_leads
+    from cape.preprocessing import preprocess
+    from cape.store import SLOT_SAMPLES
+    from cape.store.slot import fit_to_slot, to_int16_microvolts
+
+    stacked = select_store_leads(signal_mv, LEADS12)[None]
+    result = preprocess(stacked, rate, mains_hz, config)
+    slots, _ = fit_to_slot(result.signals, result.valid_lengths, SLOT_SAMPLES)
+    return to_int16_microvolts(slots)[0][0]
+
+
+def test_ingest_task_full_batches_record_errors_and_parameters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """ingest_task mutants 50-65 (a record whose validation raises: its quarantine row and
+    log line), 69-85 (full batches: flushed at >= _BATCH, counted with +=, every argument
+    passed, the batch emptied) and 91 (the last flush's config); 18/19/23 (the log line of a
+    failing reader); _store_group 7/11 (preprocessing parameters dropped): the stored
+    signal must equal the one made directly with this run's non-default parameters and
+    mains frequency."""
+    monkeypatch.setattr(ingest_module, "_BATCH", 2)
+    real_scale = ingest_module.unit_scale_to_mv
+
+    def scale(units: str) -> float:
+        if units == "explode":
+            raise TypeError("no scale for explode")
+        return real_scale(units)
+
+    monkeypatch.setattr(ingest_module, "unit_scale_to_mv", scale)
+    payload: list[Any] = [_record(f"r{k}", k) for k in range(5)]
+    payload.insert(2, _record("x", 9, units="explode"))
+    payload.append(_Fail(OSError("cable pulled")))
+    reader = _ListReader(tmp_path / "src", [ReadTask("t", payload, n_items=len(payload))])
+    (tmp_path / "src").mkdir()
+    config = PreprocessingConfig(highpass_hz=0.67, lowpass_hz=40.0)
+    store = tmp_path / "store"
+    with caplog.at_level(logging.ERROR, logger="cape.ingest"):
+        summary = ingest_reader(reader, store, 60.0, preprocessing=config, progress=False)
+    assert (summary.read, summary.stored) == (6, 5)
+    assert summary.quarantined == {"processing_error": 1, "unreadable": 1}
+    rows = _quarantine(store)
+    assert rows["x"] == {
+        "cohort": COHORT,
+        "source_file": "/data/x.dat",
+        "record_id": "x",
+        "patient_id": "px",
+        "reason": "processing_error",
+        "detail": "TypeError: no scale for explode",
+    }
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == ["record x in /data/x.dat failed", f"task t of {reader.source} failed"]
+    opened = CohortStore.open(store)
+    manifest = opened.manifest.reset_index(drop=True)
+    assert sorted(manifest["record_id"]) == [f"r{k}" for k in range(5)]
+    position = int(manifest.index[manifest["record_id"] == "r3"][0])
+    expected = _expected_int16(_ecgs()[3], 500.0, 60.0, config)
+    np.testing.assert_array_equal(opened.read_raw(position), expected)
+
+
+class _RecordingBar:
+    made: ClassVar[list[dict[str, Any]]] = []
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.kwargs = kwargs
+        self.updates: list[Any] = []
+        self.closed = False
+        _RecordingBar.made.append({"kwargs": kwargs, "bar": self})
+
+    def update(self, n: Any) -> None:
+        self.updates.append(n)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_ingest_reader_progress_bar_and_plan_notes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """ingest_reader mutants 134 and 137-147 (the bar's total, unit, description or
+    on/off switch), 166 (updates by task size), 216-222 (the filter plan recorded in the
+    header for another mains frequency or parameters, or not at all) and 224-234 (the
+    INFO line per filter-plan note). Defaults (mutants 1/2 here, 2 of ``ingest``): one
+    worker, the bar on."""
+    import inspect
+
+    for function in (ingest_reader, ingest_module.ingest):
+        parameters = inspect.signature(function).parameters
+        assert parameters["workers"].default == 1 and parameters["progress"].default is True
+    _RecordingBar.made.clear()
+    monkeypatch.setattr(ingest_module, "tqdm", _RecordingBar)
+    ecgs = _ecgs()
+    at_100 = [
+        _record(f"h{k}", k, signal=ecgs[k][:, ::5].copy(), sampling_rate_hz=100.0) for k in range(2)
+    ]
+    tasks = [ReadTask("a", at_100[:1], n_items=3), ReadTask("b", at_100[1:], n_items=2)]
+    (tmp_path / "src").mkdir()
+    config = PreprocessingConfig(lowpass_hz=45.0)
+    with caplog.at_level(logging.INFO, logger="cape.ingest"):
+        ingest_reader(
+            _ListReader(tmp_path / "src", tasks),
+            tmp_path / "s",
+            50.0,
+            preprocessing=config,
+            progress=False,
+        )
+    [made] = _RecordingBar.made
+    assert made["kwargs"] == {"total": 5, "unit": "ECG", "desc": "ingest mem", "disable": True}
+    assert made["bar"].updates == [3, 2] and made["bar"].closed
+    plan = ingest_module.plan_filters(100.0, 50.0, config)
+    assert plan.notes  # at 100 Hz the 50 Hz mains sits at Nyquist
+    assert read_header(tmp_path / "s")["cohorts"][COHORT]["filter_plans"] == {"100": plan.to_dict()}
+    assert plan.to_dict() != ingest_module.plan_filters(100.0, None, config).to_dict()
+    assert (
+        plan.to_dict() != ingest_module.plan_filters(100.0, 50.0, PreprocessingConfig()).to_dict()
+    )
+    infos = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.INFO and r.name == "cape.ingest"
+    ]
+    assert infos == [f"mem at 100 Hz: {note}" for note in plan.notes]
+
+    _RecordingBar.made.clear()
+    ingest_reader(_ListReader(tmp_path / "src", []), tmp_path / "t", 50.0)
+    assert _RecordingBar.made[0]["kwargs"]["disable"] is False
+
+
+def test_ingest_forwards_every_argument(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ingest mutants 17-28: workers, preprocessing, qc, progress or the format name not
+    passed on to ingest_reader (silently ingesting with defaults)."""
+    seen: dict[str, Any] = {}
+    reader = _ListReader(tmp_path, [])
+    monkeypatch.setattr(ingest_module, "get_reader", lambda fmt, source, cohort, **options: reader)
+
+    def spy(got_reader, out, mains_hz, **kwargs):  # type: ignore[no-untyped-def]
+        seen.update(reader=got_reader, out=out, mains_hz=mains_hz, **kwargs)
+        return "summary"
+
+    monkeypatch.setattr(ingest_module, "ingest_reader", spy)
+    config, qc = PreprocessingConfig(lowpass_hz=45.0), QCConfig()
+    result = ingest_module.ingest(
+        "wfdb",
+        tmp_path,
+        COHORT,
+        tmp_path / "s",
+        60.0,
+        workers=3,
+        preprocessing=config,
+        qc=qc,
+        progress=False,
+    )
+    assert result == "summary"
+    assert seen == {
+        "reader": reader,
+        "out": tmp_path / "s",
+        "mains_hz": 60.0,
+        "workers": 3,
+        "preprocessing": config,
+        "qc": qc,
+        "progress": False,
+        "format_name": "wfdb",
+    }
+
+
+def test_header_keeps_history_and_compares_parameters(tmp_path: Path) -> None:
+    """ingest_reader mutants 43-47 (a QC check added by a later CAPE is not a change, but
+    a preprocessing key that differs is), 56-64 (the list of sources a cohort came from
+    reset), 78-85 (reader options, version and UTC time stamp of the entry)."""
+    import datetime as dt
+
+    import cape
+    from cape.store import write_json_atomic
+
+    ecgs = _ecgs()
+    first, second = tmp_path / "one", tmp_path / "two"
+    first.mkdir()
+    second.mkdir()
+    store = tmp_path / "s"
+    reader = _ListReader(first, [ReadTask("a", [_record("a", 0)], n_items=1)])
+    reader.options = {"sampling_rate": 500, "strict": True}
+    ingest_reader(reader, store, 50.0, progress=False)
+    entry = read_header(store)["cohorts"][COHORT]
+    assert entry["reader_options"] == {"sampling_rate": "500", "strict": "True"}
+    assert entry["cape_version"] == cape.__version__
+    stamp = dt.datetime.fromisoformat(entry["ingested_at"])
+    assert stamp.utcoffset() == dt.timedelta(0)
+
+    # A store written by an older CAPE whose QC had one check fewer.
+    header = read_header(store)
+    dropped = sorted(header["cohorts"][COHORT]["qc"])[0]
+    del header["cohorts"][COHORT]["qc"][dropped]
+    write_json_atomic(store / "header.json", header)
+    ingest_reader(
+        _ListReader(second, [ReadTask("b", [_record("b", 1, signal=ecgs[1])], n_items=1)]),
+        store,
+        50.0,
+        progress=False,
+    )
+    assert read_header(store)["cohorts"][COHORT]["sources"] == [
+        str(first.resolve()),
+        str(second.resolve()),
+    ]
+
+    header = read_header(store)
+    del header["cohorts"][COHORT]["preprocessing"]["notch"]
+    write_json_atomic(store / "header.json", header)
+    with pytest.raises(CapeError, match=r"already in .* with preprocessing="):
+        ingest_reader(_ListReader(second, []), store, 50.0, progress=False)
+
+
+def test_shard_name_identity_and_shape() -> None:
+    """shard_name mutants 3 (reader option values ignored), 5 (the task payload ignored),
+    11/14/15 (a source path with undecodable bytes, as os.fsdecode gives, raises), 25
+    (upper-case letters replaced) and 28 (the readable part one character longer).
+    Mutant 13 (``"UTF-8"``) is equivalent: codec names are case-insensitive."""
+    task = ReadTask("Site/A", ["x.dat"], n_items=1)
+    base = shard_name("Harbor", task, "/data", {"rate": 100})
+    assert base.startswith("Harbor__Site_A__")
+    assert shard_name("Harbor", task, "/data", {"rate": 500}) != base
+    assert (
+        shard_name("Harbor", ReadTask("Site/A", ["y.dat"], n_items=1), "/data", {"rate": 100})
+        != base
+    )
+    odd = os.fsdecode(b"/data/\xff\xfe")
+    assert shard_name("Harbor", task, odd, {}) != shard_name("Harbor", task, "/data/__", {})
+    long = shard_name("c", ReadTask("k" * 300, [], n_items=0), "/data", {})
+    readable, digest = long.rsplit("__", 1)
+    assert len(readable) == 180 and len(digest) == 10
