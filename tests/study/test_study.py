@@ -90,6 +90,17 @@ def test_demo_quick_end_to_end_and_cached_rerun(tmp_path: Path, capsys):
     assert len(drawn) == len(targets) and drawn["split"].nunique() > 1
     identifiability = pd.read_parquet(out / "evaluation" / "identifiability.parquet")
     assert set(identifiability["model"]) == {"random", "idb", "untrained", "signal-spectrum"}
+    probe = pd.read_parquet(out / "evaluation" / "learning_probe.parquet")
+    assert set(probe["model"]) == {"random", "idb", "untrained"}
+    assert set(probe["task"]) == {"age", "sex"} and set(probe["train_cohort"]) == {"harbor"}
+    assert "Learning control (linear probe)" in printed
+    # Runs made before the evaluate stage wrote it get the same table from the module.
+    from cape.study.learning_probe import main as probe_main
+
+    (out / "evaluation" / "learning_probe.parquet").unlink()
+    assert probe_main([str(out)]) == 0
+    again = pd.read_parquet(out / "evaluation" / "learning_probe.parquet")
+    pd.testing.assert_frame_equal(again, probe)
     # Privacy: no record or patient ids in the report.
     manifest = pd.read_parquet(out / "store" / "manifest.parquet")
     html = report.read_text()

@@ -9,7 +9,7 @@ Run directory (see :mod:`cape.study.runner`)::
 
     study.yaml  provenance.json  store/  pretrain/NAME-seedK/  features/NAME-seedK/
     evaluation/  (protocol result directories; identifiability.{json,parquet,csv};
-                  retrieval.{parquet,csv})
+                  retrieval.{parquet,csv}; learning_probe.{parquet,csv})
     finetune/NAME/results/   (``cape finetune --out RUN/finetune/NAME``; protocol
                               ``finetune`` results may also sit under evaluation/)
     label-efficiency/        (``cape label-efficiency --out RUN/label-efficiency``, or one
@@ -89,6 +89,7 @@ class RunData:
     label_efficiency: list[LabelEfficiencyRun] = field(default_factory=list)
     identifiability: pd.DataFrame | None = None
     retrieval: pd.DataFrame | None = None
+    learning_probe: pd.DataFrame | None = None
     stage_markers: dict[str, dict[str, Any]] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
 
@@ -315,6 +316,8 @@ def _read_evaluation(data: RunData) -> list[tuple[Path, ProtocolResult]]:
     data.composition = _concat(found["composition"]) if "composition" in found else None
     data.identifiability = read_identifiability(evaluation, data.messages)
     data.retrieval = read_retrieval(evaluation)
+    probe = _read_table(evaluation / "learning_probe.parquet")
+    data.learning_probe = probe if len(probe) else None
     return finetune
 
 

@@ -14,6 +14,12 @@ Computed from the saved results, next to the claims (never instead of them):
    with its seed: the twins sample that spread. A pretrained encoder that does not
    beat a random network in distribution has learnt nothing the heads can use,
    and an OOD verdict about it says little.
+   The same question asked with **linear probes** (:mod:`cape.protocols.learning_probe`,
+   declared 2026-12-03 as the lower-variance instrument): per encoder seed, the
+   difference of a linear probe's test metric on the pretrained features and on
+   its untrained twin's, with a 95% cluster-bootstrap interval over test patients.
+   *passes* when every seed's interval lies above 0 (pretrained better), *fails*
+   when no seed's difference is above 0, otherwise *inconclusive*.
 2. **Cohort shortcut present** (the random-batch model): is there a cohort
    shortcut for IDB to remove? *yes* when every random-batch seed identifies
    the cohort above the untrained encoder's bootstrap 95% interval **and**
@@ -101,6 +107,57 @@ def _learning_rows(data: RunData, models: list[str], alpha: float) -> list[dict[
     return rows
 
 
+def _probe_rows(data: RunData, models: list[str]) -> list[dict[str, Any]]:
+    """Learning control from the linear-probe table (``evaluation/learning_probe``)."""
+    table = data.learning_probe
+    needed = {"task", "metric", "model", "encoder_seed", "difference", "ci_low", "ci_high"}
+    if table is None or table.empty or not needed <= set(table.columns):
+        return []
+    rows: list[dict[str, Any]] = []
+    for (task, metric), cell in table.groupby(["task", "metric"], sort=False):
+        for model in models:
+            mine = cell[cell["model"] == model].sort_values("encoder_seed")
+            if mine.empty:
+                continue
+            difference = mine["difference"].to_numpy(dtype=float)
+            low = mine["ci_low"].to_numpy(dtype=float)
+            high = mine["ci_high"].to_numpy(dtype=float)
+            if (low > 0).all():
+                verdict = PASSES
+            elif not (difference > 0).any():
+                verdict = FAILS
+            else:
+                verdict = INCONCLUSIVE
+            intervals = ", ".join(
+                f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+                for d, lo, hi in zip(difference, low, high, strict=True)
+            )
+            twins = mine["twin_value"].to_numpy(dtype=float) if "twin_value" in mine else None
+            values = mine["value"].to_numpy(dtype=float) if "value" in mine else None
+            measured = f"linear probe, {model} minus its untrained twin (> 0: {model} better) "
+            measured += f"per seed [95% patient-bootstrap CI]: {intervals}"
+            if values is not None and twins is not None:
+                measured += (
+                    f"; {metric} {np.round(values, 3).tolist()} vs twins "
+                    f"{np.round(twins, 3).tolist()}"
+                )
+            rows.append(
+                {
+                    "control": "learning-probe",
+                    "model": model,
+                    "train_cohort": (
+                        str(mine["train_cohort"].iloc[0]) if "train_cohort" in mine else None
+                    ),
+                    "task": task,
+                    "metric": metric,
+                    "verdict": verdict,
+                    "n_model": len(mine),
+                    "measured": measured,
+                }
+            )
+    return rows
+
+
 def _values(column: pd.Series) -> str:
     """``0.386`` for one untrained encoder, ``[0.386, 0.371]`` for several twins."""
     values = np.round(column.to_numpy(dtype=float), 3).tolist()
@@ -155,7 +212,7 @@ def controls_from_data(
     data: RunData, random_model: str | None, pretrained: list[str], alpha: float = 0.05
 ) -> pd.DataFrame:
     """One row per control: ``control``, ``model``, ``verdict``, ``measured`` (+ task columns)."""
-    rows = _learning_rows(data, pretrained, alpha)
+    rows = _learning_rows(data, pretrained, alpha) + _probe_rows(data, pretrained)
     if random_model is not None:
         rows.append(_shortcut_row(data, random_model))
     return pd.DataFrame(rows)
@@ -169,6 +226,11 @@ def control_lines(controls: pd.DataFrame) -> list[str]:
             lines.append(
                 f"Learning control, {row.model}, {row.task} ({row.metric}) in distribution: "
                 f"{row.verdict.upper()} — {row.measured}."
+            )
+        elif row.control == "learning-probe":
+            lines.append(
+                f"Learning control (linear probe), {row.model}, {row.task} ({row.metric}) in "
+                f"distribution: {row.verdict.upper()} — {row.measured}."
             )
         else:
             lines.append(

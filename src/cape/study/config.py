@@ -206,6 +206,12 @@ class EvaluateSection(_Section):
     retrieval: bool = Field(
         True, description="same-patient retrieval, mixed vs same-cohort negatives"
     )
+    learning_probe: bool = Field(
+        True,
+        description="learning control with linear probes on ood.train_cohort: each "
+        "pretrained seed against its untrained twin, patient-bootstrap 95% CI "
+        "(needs ood and an untrained baseline)",
+    )
     seed: int = 0
 
 

@@ -8,6 +8,9 @@ Writes under the stage directory::
                               macro AUROC with CIs, chance levels
     retrieval.parquet    one row per (model, encoder seed): same-patient top-1 retrieval
                          with mixed and same-cohort negatives, their gap, CIs, chance
+    learning_probe.parquet  one row per (task, model, encoder seed): a linear probe's
+                         in-distribution metric and its difference to the untrained twin
+                         (cape.protocols.learning_probe)
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 IDENTIFIABILITY_FILE = "identifiability.parquet"
 RETRIEVAL_FILE = "retrieval.parquet"
+LEARNING_PROBE_FILE = "learning_probe.parquet"
 _IDENTIFIABILITY_MAX_PER_COHORT = 2000  # CV logistic regression cost; enough for tight CIs
 
 
@@ -242,6 +246,8 @@ def run_evaluation(
                     f"    {model:>15}: {row['top1_mixed']:.3f} / {row['top1_same_cohort']:.3f}"
                     f" / {row['gap']:+.3f}"
                 )
+    if section.learning_probe and section.ood is not None:
+        write_learning_probe(section, feature_sets, index, out, log)
     if section.ood is not None:
         ood = section.ood
         settings = ProtocolSettings.for_protocol(
@@ -275,6 +281,45 @@ def run_evaluation(
     (out / "evaluate.json").write_text(
         json.dumps({"feature_sets": [fs.describe() for fs in feature_sets]}, indent=2, default=str)
     )
+
+
+def write_learning_probe(
+    section: Any,
+    feature_sets: Sequence[Any],
+    index: pd.DataFrame,
+    out: Path,
+    log: Callable[[str], None] = print,
+) -> pd.DataFrame | None:
+    """The linear-probe learning control on ``section.ood.train_cohort``, written to ``out``."""
+    from cape.protocols.learning_probe import UNTRAINED, learning_probe_table
+
+    if not any(fs.baseline == UNTRAINED for fs in feature_sets):
+        log("  linear-probe learning control skipped: no untrained encoder in the study")
+        return None
+    ood = section.ood
+    tasks = [t for t in ood.tasks if t in ("age", "sex")]
+    table = learning_probe_table(
+        feature_sets,
+        index,
+        ood.train_cohort,
+        tasks,
+        seed=section.seed,
+        topcoded=getattr(ood, "topcoded", "keep"),
+    )
+    table.to_parquet(out / LEARNING_PROBE_FILE, index=False)
+    table.to_csv(out / LEARNING_PROBE_FILE.replace(".parquet", ".csv"), index=False)
+    log(
+        f"  linear-probe learning control on {ood.train_cohort} (difference to the untrained "
+        "twin, > 0 = pretrained better; median over seeds, 95% patient-bootstrap CIs):"
+    )
+    pretrained = table[table["baseline"] != UNTRAINED]
+    for (task, model), rows in pretrained.groupby(["task", "model"], sort=False):
+        intervals = ", ".join(
+            f"[{low:+.3f}, {high:+.3f}]"
+            for low, high in zip(rows["ci_low"], rows["ci_high"], strict=True)
+        )
+        log(f"    {task:>4} {model:>10}: {rows['difference'].median():+.3f} {intervals}")
+    return table
 
 
 def _log_summary(summary: pd.DataFrame, log: Callable[[str], None]) -> None:

@@ -179,7 +179,9 @@ def _control_lines(controls: pd.DataFrame, keys: list[str]) -> list[str]:
     lines.append(
         "Learning control: each pretrained model against its untrained twins, in "
         "distribution (one-sided Mann-Whitney over heads, every seed better than its own "
-        "twin). Shortcut: is the random-batch model's cohort identifiability above the "
+        "twin); with linear probes: each seed's difference to its twin with a 95% "
+        "patient-bootstrap interval, passing when every interval is above 0. Shortcut: is "
+        "the random-batch model's cohort identifiability above the "
         "untrained encoder's and does knowing the cohort pay in retrieval? A cell whose "
         "learning control fails measures an OOD gap between encoders that learnt nothing "
         "the heads use."
