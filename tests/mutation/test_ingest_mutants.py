@@ -650,8 +650,10 @@ def test_flush_quarantines_the_record_that_fails_alone(
 
 def test_prepare_quarantine_details_and_released_signal() -> None:
     """_prepare mutants 31/35 and 38/42 (the missing/ambiguous-lead detail lost), 43-49 (a
-    signal that does not match its lead names: reason, detail or record lost) and 79 (the
-    source array kept or replaced by None)."""
+    signal that does not match its lead names: reason, detail or record lost), 75 (a QC
+    rejection's detail lost) and 79 (the source array replaced by None). Equivalent: 26/28
+    (``dtype=np.float64`` dropped: the signal is float64 already, or becomes so when scaled),
+    62 (``valid_length=None`` is the whole span it passes), 81/82 (another empty array)."""
     qc = QCConfig()
     missing = _prepare(
         _record("m", 0, signal=_ecgs()[0][:11], lead_names=LEADS12[:6] + LEADS12[7:]), qc
@@ -675,6 +677,15 @@ def test_prepare_quarantine_details_and_released_signal() -> None:
         "reason": "unreadable",
         "detail": "signal of shape (12, 5000) does not match 11 lead names",
     }
+    from cape.qc import check_record
+
+    short = _record("short", 0, signal=_ecgs()[0][:, :1000].copy())  # 2 s at 500 Hz
+    row = _prepare(short, qc)
+    problem = check_record(
+        np.asarray(short.signal)[[0, 1, 6, 7, 8, 9, 10, 11]], 500.0, None, None, qc
+    )
+    assert problem is not None and problem[1]
+    assert (row["reason"], row["detail"]) == (problem[0].value, problem[1])  # type: ignore[index]
     record = _record("ok", 0)
     prepared = _prepare(record, qc)
     assert isinstance(prepared, ingest_module._Prepared)
@@ -720,8 +731,9 @@ def test_ingest_task_full_batches_record_errors_and_parameters(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """ingest_task mutants 50-65 (a record whose validation raises: its quarantine row and
-    log line), 69-85 (full batches: flushed at >= _BATCH, counted with +=, every argument
-    passed, the batch emptied) and 91 (the last flush's config); 18/19/23 (the log line of a
+    log line), 70-85 (full batches: counted with +=, every argument passed -- a record
+    failing in a full batch needs the quarantine list, a dropped QC config fails every
+    group -- the batch emptied) and 91 (the last, partial batch's config); 18/19/23 (the log line of a
     failing reader); _store_group 7/11 (preprocessing parameters dropped): the stored
     signal must equal the one made directly with this run's non-default parameters and
     mains frequency."""
@@ -734,6 +746,14 @@ def test_ingest_task_full_batches_record_errors_and_parameters(
         return real_scale(units)
 
     monkeypatch.setattr(ingest_module, "unit_scale_to_mv", scale)
+    real_group = ingest_module._store_group
+
+    def store_group(items, *args):  # type: ignore[no-untyped-def]
+        if any(item.record.record_id == "r1" for item in items):
+            raise ValueError("filter unstable")
+        return real_group(items, *args)
+
+    monkeypatch.setattr(ingest_module, "_store_group", store_group)
     payload: list[Any] = [_record(f"r{k}", k) for k in range(5)]
     payload.insert(2, _record("x", 9, units="explode"))
     payload.append(_Fail(OSError("cable pulled")))
@@ -743,8 +763,8 @@ def test_ingest_task_full_batches_record_errors_and_parameters(
     store = tmp_path / "store"
     with caplog.at_level(logging.ERROR, logger="cape.ingest"):
         summary = ingest_reader(reader, store, 60.0, preprocessing=config, progress=False)
-    assert (summary.read, summary.stored) == (6, 5)
-    assert summary.quarantined == {"processing_error": 1, "unreadable": 1}
+    assert (summary.read, summary.stored) == (6, 4)
+    assert summary.quarantined == {"processing_error": 2, "unreadable": 1}
     rows = _quarantine(store)
     assert rows["x"] == {
         "cohort": COHORT,
@@ -754,14 +774,21 @@ def test_ingest_task_full_batches_record_errors_and_parameters(
         "reason": "processing_error",
         "detail": "TypeError: no scale for explode",
     }
+    assert rows["r1"]["reason"] == "processing_error"
+    assert rows["r1"]["detail"] == "ValueError: filter unstable"
     messages = [r.getMessage() for r in caplog.records]
-    assert messages == ["record x in /data/x.dat failed", f"task t of {reader.source} failed"]
+    assert messages == [
+        "record r1 failed in preprocessing",
+        "record x in /data/x.dat failed",
+        f"task t of {reader.source} failed",
+    ]
     opened = CohortStore.open(store)
     manifest = opened.manifest.reset_index(drop=True)
-    assert sorted(manifest["record_id"]) == [f"r{k}" for k in range(5)]
-    position = int(manifest.index[manifest["record_id"] == "r3"][0])
-    expected = _expected_int16(_ecgs()[3], 500.0, 60.0, config)
-    np.testing.assert_array_equal(opened.read_raw(position), expected)
+    assert sorted(manifest["record_id"]) == ["r0", "r2", "r3", "r4"]
+    for k in (3, 4):  # r3 in a full batch, r4 in the last, partial one
+        position = int(manifest.index[manifest["record_id"] == f"r{k}"][0])
+        expected = _expected_int16(_ecgs()[k], 500.0, 60.0, config)
+        np.testing.assert_array_equal(opened.read_raw(position), expected)
 
 
 class _RecordingBar:
@@ -833,8 +860,9 @@ def test_ingest_reader_progress_bar_and_plan_notes(
 
 
 def test_ingest_forwards_every_argument(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """ingest mutants 17-28: workers, preprocessing, qc, progress or the format name not
-    passed on to ingest_reader (silently ingesting with defaults)."""
+    """ingest mutants 2 (the bar off by default), 17-28 (workers, preprocessing, qc,
+    progress or the format name not passed on to ingest_reader: silently ingesting with
+    defaults) and validate_cohort_name 6/7 (the rule's wording)."""
     seen: dict[str, Any] = {}
     reader = _ListReader(tmp_path, [])
     monkeypatch.setattr(ingest_module, "get_reader", lambda fmt, source, cohort, **options: reader)
@@ -867,12 +895,20 @@ def test_ingest_forwards_every_argument(tmp_path: Path, monkeypatch: pytest.Monk
         "progress": False,
         "format_name": "wfdb",
     }
+    ingest_module.ingest("wfdb", tmp_path, COHORT, tmp_path / "s", 60.0)
+    assert seen["progress"] is True and seen["workers"] == 1  # the defaults: bar on, one worker
+    with pytest.raises(CapeError) as raised:
+        ingest_module.ingest("wfdb", tmp_path, "_bad", tmp_path / "s", 60.0)
+    assert str(raised.value) == (
+        "cohort name '_bad' is not allowed: use 1-64 characters of A-Z a-z 0-9 . _ - "
+        "starting with a letter or digit (e.g. 'site_a')"
+    )
 
 
 def test_header_keeps_history_and_compares_parameters(tmp_path: Path) -> None:
     """ingest_reader mutants 43-47 (a QC check added by a later CAPE is not a change, but
     a preprocessing key that differs is), 56-64 (the list of sources a cohort came from
-    reset), 78-85 (reader options, version and UTC time stamp of the entry)."""
+    reset, or an entry without one failing), 78-85 (reader options, version and UTC time stamp of the entry)."""
     import datetime as dt
 
     import cape
@@ -908,6 +944,13 @@ def test_header_keeps_history_and_compares_parameters(tmp_path: Path) -> None:
         str(second.resolve()),
     ]
 
+    # A store whose entry predates the list of sources: the list starts afresh.
+    header = read_header(store)
+    del header["cohorts"][COHORT]["sources"]
+    write_json_atomic(store / "header.json", header)
+    ingest_reader(_ListReader(second, []), store, 50.0, progress=False)
+    assert read_header(store)["cohorts"][COHORT]["sources"] == [str(second.resolve())]
+
     header = read_header(store)
     del header["cohorts"][COHORT]["preprocessing"]["notch"]
     write_json_atomic(store / "header.json", header)
@@ -917,9 +960,10 @@ def test_header_keeps_history_and_compares_parameters(tmp_path: Path) -> None:
 
 def test_shard_name_identity_and_shape() -> None:
     """shard_name mutants 3 (reader option values ignored), 5 (the task payload ignored),
-    11/14/15 (a source path with undecodable bytes, as os.fsdecode gives, raises), 25
-    (upper-case letters replaced) and 28 (the readable part one character longer).
-    Mutant 13 (``"UTF-8"``) is equivalent: codec names are case-insensitive."""
+    25 (upper-case letters replaced) and 28 (the readable part one character longer).
+    Mutants 11 and 13-15 (the ``surrogateescape`` error handler dropped or misspelt) are
+    equivalent: ``json.dumps`` escapes every non-ASCII character, surrogates included,
+    so the encoded text is ASCII; the undecodable path is checked anyway."""
     task = ReadTask("Site/A", ["x.dat"], n_items=1)
     base = shard_name("Harbor", task, "/data", {"rate": 100})
     assert base.startswith("Harbor__Site_A__")
@@ -928,7 +972,7 @@ def test_shard_name_identity_and_shape() -> None:
         shard_name("Harbor", ReadTask("Site/A", ["y.dat"], n_items=1), "/data", {"rate": 100})
         != base
     )
-    odd = os.fsdecode(b"/data/\xff\xfe")
+    odd = os.fsdecode(b"/data/\xff\xfe")  # lone surrogates, as os.fsdecode gives them
     assert shard_name("Harbor", task, odd, {}) != shard_name("Harbor", task, "/data/__", {})
     long = shard_name("c", ReadTask("k" * 300, [], n_items=0), "/data", {})
     readable, digest = long.rsplit("__", 1)
