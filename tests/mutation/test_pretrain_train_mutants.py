@@ -652,3 +652,109 @@ def test_several_processes_wrap_the_model_in_ddp(
         len(args) == 1 and isinstance(args[0], torch.nn.Module) and kwargs == {"device_ids": None}
     )
     assert json.loads((run_dir / "provenance.json").read_text())["world_size"] == 2
+
+
+# --------------------------------------------------------------------------- second round
+# Survivors of the --survivors run of 2026-12-03 (707 mutants, 90.8 % killed).
+
+
+class RecordingBar:
+    """Stands in for tqdm in the training loop: records its arguments and calls."""
+
+    made: ClassVar[list[RecordingBar]] = []
+
+    def __init__(self, **kwargs: object) -> None:
+        self.kwargs = kwargs
+        self.updates: list[object] = []
+        self.postfixes: list[dict[str, object]] = []
+        RecordingBar.made.append(self)
+
+    def update(self, n: object) -> None:
+        self.updates.append(n)
+
+    def set_postfix(self, **kwargs: object) -> None:
+        self.postfixes.append(kwargs)
+
+    def close(self) -> None:
+        pass
+
+
+def test_epoch_boundary_resume_bars_rates_and_cpu_precision(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two epochs of two steps, killed after the first step of epoch 2 and resumed from
+    the epoch-boundary checkpoint, into a run directory whose parents do not exist yet.
+
+    Kills _pretrain_289 (the epoch loop restarting at epoch 0 on resume: epoch 1 trained
+    twice, the schedule overrun), 192/194/196 (the run directory's parents not created),
+    304-318 (the progress bar's total, start, "epoch k/n" text, on/off switch or
+    ``leave``), 380/381 (the bar advanced by another amount), 400-403 (the loss or lr
+    dropped from the bar), 378/379 (ECGs counted per step other than 2 x batch_patients:
+    a wrong ECG/s rate) and 352 (autocast switched on by default: CPU float32 training
+    silently in bfloat16).
+    """
+    RecordingBar.made.clear()
+    monkeypatch.setattr(train_module, "tqdm", RecordingBar)
+    autocasts: list[dict[str, object]] = []
+    real_autocast = torch.autocast
+
+    def autocast(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        context = real_autocast(*args, **kwargs)  # type: ignore[arg-type]
+        autocasts.append({"enabled": context.fast_dtype is not None and context._enabled})
+        return context
+
+    monkeypatch.setattr(torch, "autocast", autocast)
+    out = tmp_path / "not" / "yet" / "run"
+    overrides = [*tiny_overrides(out), "log_every_steps=1", "progress=true"]
+    config = load_config(None, overrides)
+    store = RunStore()
+    with pytest.raises(Crash):
+        pretrain(config, store=store, step_callback=crash_at(3))
+    saved = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert (saved["epoch"], saved["step_in_epoch"], saved["global_step"]) == (1, 0, 2)
+    seen: list[int] = []
+    pretrain(config, store=store, resume=True, step_callback=seen.append)
+    assert seen == [3, 4]
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [(r["kind"], r["epoch"], r["global_step"]) for r in records] == [
+        ("step", 0, 1),
+        ("step", 0, 2),
+        ("epoch", 0, 2),
+        ("step", 1, 3),
+        ("step", 1, 4),
+        ("epoch", 1, 4),
+    ]
+    for record in records:
+        ecgs = record["ecgs_per_s"] * record["seconds"]
+        assert ecgs == pytest.approx(2 * 4 * record["steps"], rel=1e-9)
+    first, killed, resumed = RecordingBar.made
+    assert first.kwargs == {
+        "total": 2,
+        "initial": 0,
+        "desc": "epoch 1/2",
+        "disable": False,
+        "leave": False,
+    }
+    assert killed.kwargs["desc"] == "epoch 2/2" and resumed.kwargs["desc"] == "epoch 2/2"
+    assert first.updates == [1, 1] and resumed.updates == [1, 1]
+    assert [sorted(p) for p in first.postfixes] == [["loss", "lr"], ["loss", "lr"]]
+    loss = next(r["loss"] for r in records if r["global_step"] == 1)
+    assert first.postfixes[0]["loss"] == f"{loss:.4f}"
+    assert first.postfixes[0]["lr"] == f"{records[0]['lr']:.1e}"
+    assert autocasts and not any(a["enabled"] for a in autocasts)
+
+
+def test_compile_wraps_the_training_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kills _pretrain_187/188 (``compile: true`` ignored or compiling nothing). The real
+    ``torch.compile`` needs a C++ toolchain on CPU; a pass-through spy stands in."""
+    compiled: list[torch.nn.Module] = []
+
+    def spy(module: torch.nn.Module) -> torch.nn.Module:
+        compiled.append(module)
+        return module
+
+    monkeypatch.setattr(torch, "compile", spy)
+    config = load_config(None, tiny_run(tmp_path, "compile=true"))
+    pretrain(config, store=RunStore())
+    assert len(compiled) == 1 and isinstance(compiled[0], torch.nn.Module)
+    assert any(p.requires_grad for p in compiled[0].parameters())
