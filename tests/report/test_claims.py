@@ -4,20 +4,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
+from cape.errors import CapeError
 from cape.protocols.results import ProtocolResult
 from cape.report.claims import (
     AGREES,
     DISAGREES,
     INCONCLUSIVE,
+    NO_DIFFERENCE,
     NOT_MEASURED,
+    _cell_verdict,
     claims_from_data,
     compared_models,
+    equivalence_interval,
 )
 from cape.report.collect import PretrainRun, RunData
 from cape.report.identifiability import normalise_identifiability
+from cape.report.settings import ReportSettings
 
 EMPTY = pd.DataFrame()
 
@@ -267,3 +274,68 @@ def test_several_training_cohorts_are_kept_apart() -> None:
     assert cells["C"]["random_mean"] == pytest.approx(8.5)
     assert claim["verdict"] == INCONCLUSIVE  # 1 of 2 is not a majority
     assert "A -> B" in claim["measured"] and "C -> B" in claim["measured"]
+
+
+# ------------------------------------------------------------------ "no difference" (TOST)
+
+
+def test_tight_small_differences_are_no_difference() -> None:
+    """Per-seed age MAE differences of -0.02, 0.02, 0.05 y: the 90% t interval lies well
+    inside ±0.5 y, so the run can say IDB does not matter here (not merely inconclusive)."""
+    ood = _ood({"B": {"rnd": [8.00, 8.10, 8.05], "ind": [8.02, 8.08, 8.00]}}, {"B": 0.6})
+    claim = _claim(_data(ood), "ood_age")
+    assert claim["verdict"] == NO_DIFFERENCE
+    assert claim["cells"][0]["verdict"] == NO_DIFFERENCE
+    assert "inside the margin ±0.5" in claim["cells"][0]["reason"]
+    assert "1 show no difference beyond the margin" in claim["reason"]
+
+
+def test_spread_seeds_stay_inconclusive_and_say_why() -> None:
+    ood = _ood({"B": {"rnd": [8.0, 9.0, 7.0], "ind": [8.2, 8.2, 8.2]}}, {"B": 0.9})
+    cell = _claim(_data(ood), "ood_age")["cells"][0]
+    assert cell["verdict"] == INCONCLUSIVE
+    assert "not inside the margin ±0.5" in cell["reason"]
+
+
+def test_significance_wins_over_equivalence() -> None:
+    """Every seed favours IDB by ~0.1 y with p < alpha: agrees (a small but consistent
+    effect), although the interval is inside the margin."""
+    ood = _ood({"B": {"rnd": [8.10, 8.11, 8.12], "ind": [8.00, 8.01, 8.02]}}, {"B": 0.004})
+    assert _claim(_data(ood), "ood_age")["verdict"] == AGREES
+
+
+def test_equivalence_matches_two_one_sided_t_tests() -> None:
+    """The interval rule is the textbook TOST: equivalent iff both one-sided one-sample t
+    tests (H0: mean <= -margin, H0: mean >= +margin) reject at alpha (SciPy)."""
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n = int(rng.integers(2, 7))
+        differences = rng.normal(rng.normal(0, 0.3), rng.uniform(0.01, 0.5), n)
+        margin = float(rng.uniform(0.1, 0.8))
+        low = stats.ttest_1samp(differences, -margin, alternative="greater").pvalue
+        high = stats.ttest_1samp(differences, margin, alternative="less").pvalue
+        verdict, _ = _cell_verdict(0.5, list(differences), 0.05, None, margin)
+        assert (verdict == NO_DIFFERENCE) == (max(low, high) < 0.05)
+    lo, hi = equivalence_interval([1.0, 2.0, 3.0], 0.05)
+    half = stats.t.ppf(0.95, 2) * 1.0 / np.sqrt(3)  # sd of 1, 2, 3 is 1
+    assert (lo, hi) == pytest.approx((2.0 - half, 2.0 + half), rel=1e-12)
+
+
+def test_overall_no_difference_needs_a_majority_and_no_effect() -> None:
+    same = {"rnd": [8.00, 8.10, 8.05], "ind": [8.02, 8.08, 8.00]}
+    spread = {"rnd": [8.0, 9.0, 7.0], "ind": [8.2, 8.2, 8.2]}
+    ood = _ood({"B": same, "C": same, "D": spread}, {"B": 0.6, "C": 0.6, "D": 0.9})
+    assert _claim(_data(ood), "ood_age")["verdict"] == NO_DIFFERENCE
+    worse = {"rnd": [8.0, 8.1, 8.2], "ind": [9.0, 9.1, 9.2]}
+    ood = _ood({"B": same, "C": same, "D": worse}, {"B": 0.6, "C": 0.6, "D": 0.004})
+    assert _claim(_data(ood), "ood_age")["verdict"] == INCONCLUSIVE
+
+
+def test_margins_come_from_the_study() -> None:
+    ood = _ood({"B": {"rnd": [8.00, 8.10, 8.05], "ind": [8.02, 8.08, 8.00]}}, {"B": 0.6})
+    data = _data(ood)
+    data.study = {"report": {"equivalence_margins": {"mae": 0.05}}}
+    assert _claim(data, "ood_age")["verdict"] == INCONCLUSIVE
+    with pytest.raises(CapeError, match=r"equivalence_margins\.mae must be a positive number"):
+        ReportSettings.from_study({"report": {"equivalence_margins": {"mae": -1}}})
+    assert ReportSettings.from_study(data.study).equivalence_margins == {"mae": 0.05, "auroc": 0.02}

@@ -16,6 +16,13 @@ Verdicts are never written down in advance; the rules (also in
   disagree with each other, or no paired test was saved). Over the target
   cohorts: *agrees* / *disagrees* when more than half of them do and none
   says the opposite, otherwise *inconclusive*.
+- claim 1, equivalence: a (target cohort, task) that neither agrees nor
+  disagrees is *no difference* when the 90% Student-t interval of the per-seed
+  differences (two one-sided tests at alpha, with at least two seeds) lies
+  inside the declared margin (``report.equivalence_margins``: 0.5 y of age
+  MAE, 0.02 AUROC); over the target cohorts *no difference* when more than
+  half are and none agrees or disagrees. This is how a run can say "IDB does
+  not matter here" rather than only "inconclusive".
 - claim 2: *agrees* when every random-batch seed's cohort-identification
   accuracy is above every IDB seed's (the seed ranges do not overlap);
   *disagrees* for the reverse; otherwise *inconclusive*. With one encoder
@@ -26,12 +33,13 @@ Verdicts are never written down in advance; the rules (also in
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from cape.report.collect import (
     IDB_BATCHING,
@@ -40,12 +48,14 @@ from cape.report.collect import (
     for_training_cohort,
     training_cohorts,
 )
+from cape.report.settings import DEFAULT_EQUIVALENCE_MARGINS, ReportSettings
 
-AGREES, DISAGREES, INCONCLUSIVE, NOT_MEASURED = (
+AGREES, DISAGREES, INCONCLUSIVE, NOT_MEASURED, NO_DIFFERENCE = (
     "agrees",
     "disagrees",
     "inconclusive",
     "not measured",
+    "no difference",
 )
 OOD_TASKS = {"age": ("mae", False, "years"), "sex": ("auroc", True, "")}
 SINGLE_SEED_CAVEAT = (
@@ -120,14 +130,60 @@ def _paired_test(
     return float(rows["p_value"].iloc[0]), None if pd.isna(n) else int(n)
 
 
+def equivalence_interval(differences: Sequence[float], alpha: float) -> tuple[float, float]:
+    """The ``1 - 2 alpha`` Student-t interval of the mean of ``differences`` (the interval
+    of two one-sided tests at ``alpha``); NaNs with fewer than two values."""
+    values = np.asarray(differences, dtype=float)
+    if values.size < 2:
+        return math.nan, math.nan
+    half = stats.t.ppf(1.0 - alpha, values.size - 1) * values.std(ddof=1) / math.sqrt(values.size)
+    return float(values.mean() - half), float(values.mean() + half)
+
+
+def _equivalence(
+    differences: Sequence[float], alpha: float, margin: float | None, digits: int
+) -> tuple[bool, str]:
+    """Whether the per-seed differences are equivalent to 0 within ``margin``, and why."""
+    if margin is None:
+        return False, ""
+    low, high = equivalence_interval(differences, alpha)
+    if not math.isfinite(low):
+        return False, ""
+    inside = -margin < low and high < margin
+    text = (
+        f"per-seed differences' {1 - 2 * alpha:.0%} interval [{low:+.{digits}f}, "
+        f"{high:+.{digits}f}] {'inside' if inside else 'not inside'} the margin "
+        f"±{margin:g}"
+    )
+    return inside, text
+
+
 def _cell_verdict(
-    p_value: float | None, differences: Sequence[float], alpha: float, n_pairs: int | None = None
+    p_value: float | None,
+    differences: Sequence[float],
+    alpha: float,
+    n_pairs: int | None = None,
+    margin: float | None = None,
+    digits: int = 3,
 ) -> tuple[str, str]:
     """Verdict of one (target cohort, task) from the paired p and per-seed differences.
 
     ``differences`` are per-seed (IDB better) margins: positive favours IDB.
     ``n_pairs`` (matched heads in the test) explains a p that cannot get below alpha.
+    ``margin``: the equivalence margin (None: no "no difference" verdict).
     """
+    verdict, reason = _significance_verdict(p_value, differences, alpha, n_pairs)
+    if verdict != INCONCLUSIVE:
+        return verdict, reason
+    equivalent, text = _equivalence(differences, alpha, margin, digits)
+    if equivalent:
+        return NO_DIFFERENCE, f"{text} (two one-sided tests at {alpha:g}); {reason}"
+    return verdict, f"{reason}; {text}" if text else reason
+
+
+def _significance_verdict(
+    p_value: float | None, differences: Sequence[float], alpha: float, n_pairs: int | None
+) -> tuple[str, str]:
     favour_idb = sum(d > 0 for d in differences)
     favour_random = sum(d < 0 for d in differences)
     if p_value is None:
@@ -155,7 +211,10 @@ def _overall(cells: list[dict[str, Any]]) -> tuple[str, str]:
     verdicts = [c["verdict"] for c in cells]
     n = len(verdicts)
     agree, disagree = verdicts.count(AGREES), verdicts.count(DISAGREES)
+    same = verdicts.count(NO_DIFFERENCE)
     tally = f"{agree} of {n} target cohorts agree, {disagree} disagree"
+    if same:
+        tally += f", {same} show no difference beyond the margin"
     hints = {c["reason"].split("; ", 1)[1] for c in cells if "smallest possible" in c["reason"]}
     if hints:
         tally += "; " + sorted(hints)[0]
@@ -163,11 +222,19 @@ def _overall(cells: list[dict[str, Any]]) -> tuple[str, str]:
         return AGREES, tally
     if disagree > n / 2 and agree == 0:
         return DISAGREES, tally
+    if same > n / 2 and agree == 0 and disagree == 0:
+        return NO_DIFFERENCE, tally
     return INCONCLUSIVE, tally
 
 
-def _ood_claim(data: RunData, pair: tuple[str, str] | None, task: str) -> dict[str, Any]:
+def _ood_claim(
+    data: RunData,
+    pair: tuple[str, str] | None,
+    task: str,
+    margins: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
     metric, higher_better, unit = OOD_TASKS[task]
+    margins = dict(DEFAULT_EQUIVALENCE_MARGINS) if margins is None else margins
     better = "higher" if higher_better else "lower"
     claim: dict[str, Any] = {
         "id": f"ood_{task}",
@@ -207,7 +274,9 @@ def _ood_claim(data: RunData, pair: tuple[str, str] | None, task: str) -> dict[s
                 continue
             differences = [sign * (idb_means[s] - random_means[s]) for s in seeds]
             p_value, n_pairs = _paired_test(result.tests, pair, cohort, task)
-            verdict, reason = _cell_verdict(p_value, differences, alpha, n_pairs)
+            verdict, reason = _cell_verdict(
+                p_value, differences, alpha, n_pairs, margins.get(metric), digits + 1
+            )
             r_values, i_values = [random_means[s] for s in seeds], [idb_means[s] for s in seeds]
             cell = {
                 "train_cohort": train,
@@ -315,9 +384,10 @@ def _identifiability_claim(data: RunData, pair: tuple[str, str] | None) -> dict[
 def claims_from_data(data: RunData) -> list[dict[str, Any]]:
     """The claims of :func:`summarise_claims` from already collected run data."""
     pair = compared_models(data)
+    margins = ReportSettings.from_study(data.study).equivalence_margins
     return [
-        _ood_claim(data, pair, "age"),
-        _ood_claim(data, pair, "sex"),
+        _ood_claim(data, pair, "age", margins),
+        _ood_claim(data, pair, "sex", margins),
         _identifiability_claim(data, pair),
     ]
 
@@ -331,8 +401,8 @@ def summarise_claims(run_dir: str | Path) -> list[dict[str, Any]]:
     Returns:
         Dicts with ``id`` (``ood_age``, ``ood_sex``, ``identifiability``),
         ``claim`` (the paper's statement), ``models`` (``{"random": ..., "idb":
-        ...}``), ``verdict`` (``agrees``, ``disagrees``, ``inconclusive`` or
-        ``not measured``), ``measured`` (the numbers, one sentence),
+        ...}``), ``verdict`` (``agrees``, ``disagrees``, ``no difference``,
+        ``inconclusive`` or ``not measured``), ``measured`` (the numbers, one sentence),
         ``reason`` (why that verdict), ``caveats`` and ``cells`` (per target
         cohort or per encoder seed).
 

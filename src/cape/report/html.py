@@ -43,7 +43,7 @@ figcaption { font-size: 0.88rem; color: #444; margin-top: 0.3rem; }
         padding: 0.4rem 0.7rem; }
 pre { background: #f6f8fa; padding: 0.7rem; overflow-x: auto; font-size: 0.8rem; }
 li.agrees { border-left: 5px solid #2e7d32; } li.disagrees { border-left: 5px solid #c62828; }
-li.inconclusive { border-left: 5px solid #f9a825; } li.not-measured { border-left: 5px solid #9e9e9e; }
+li.inconclusive { border-left: 5px solid #f9a825; } li.no-difference { border-left: 5px solid #1565c0; } li.not-measured { border-left: 5px solid #9e9e9e; }
 li.passes, li.yes { border-left: 5px solid #2e7d32; } li.fails, li.no { border-left: 5px solid #c62828; }
 li.partly, li.unclear { border-left: 5px solid #f9a825; }
 li.flag { border-left: 5px solid #c62828; background: #fdecea; }

@@ -17,6 +17,7 @@ from cape.report.simulation import read_simulation, summary_lines
 VERDICT_WORDS = {
     "agrees": "This run AGREES",
     "disagrees": "This run DISAGREES",
+    "no difference": "This run finds NO DIFFERENCE beyond the declared margin",
     "inconclusive": "This run is INCONCLUSIVE",
     "not measured": "NOT MEASURED in this run",
 }

@@ -286,6 +286,11 @@ class ReportSection(_Section):
         le=1,
         description="flag encoders keeping less of signal-spectrum's identifiability",
     )
+    equivalence_margins: dict[str, float] = Field(
+        default_factory=lambda: {"mae": 0.5, "auroc": 0.02},
+        description="claim 1's 'no difference' margins per metric (TOST on per-seed "
+        "differences; docs/report.md)",
+    )
 
 
 class SweepAxis(_Section):
