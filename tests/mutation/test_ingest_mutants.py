@@ -733,7 +733,7 @@ def test_ingest_task_full_batches_record_errors_and_parameters(
     """ingest_task mutants 50-65 (a record whose validation raises: its quarantine row and
     log line), 70-85 (full batches: counted with +=, every argument passed -- a record
     failing in a full batch needs the quarantine list, a dropped QC config fails every
-    group -- the batch emptied) and 91 (the last, partial batch's config); 18/19/23 (the log line of a
+    group, and the run's QC thresholds reach every batch -- the batch emptied) and 91 (the last, partial batch's config); 18/19/23 (the log line of a
     failing reader); _store_group 7/11 (preprocessing parameters dropped): the stored
     signal must equal the one made directly with this run's non-default parameters and
     mains frequency."""
@@ -748,7 +748,10 @@ def test_ingest_task_full_batches_record_errors_and_parameters(
     monkeypatch.setattr(ingest_module, "unit_scale_to_mv", scale)
     real_group = ingest_module._store_group
 
+    given_qc: list[Any] = []
+
     def store_group(items, *args):  # type: ignore[no-untyped-def]
+        given_qc.append(args[-1])
         if any(item.record.record_id == "r1" for item in items):
             raise ValueError("filter unstable")
         return real_group(items, *args)
@@ -761,8 +764,10 @@ def test_ingest_task_full_batches_record_errors_and_parameters(
     (tmp_path / "src").mkdir()
     config = PreprocessingConfig(highpass_hz=0.67, lowpass_hz=40.0)
     store = tmp_path / "store"
+    qc = QCConfig(max_qrs_ms=300.0)
     with caplog.at_level(logging.ERROR, logger="cape.ingest"):
-        summary = ingest_reader(reader, store, 60.0, preprocessing=config, progress=False)
+        summary = ingest_reader(reader, store, 60.0, preprocessing=config, qc=qc, progress=False)
+    assert given_qc and all(q is qc for q in given_qc)  # this run's QC in every batch
     assert (summary.read, summary.stored) == (6, 4)
     assert summary.quarantined == {"processing_error": 2, "unreadable": 1}
     rows = _quarantine(store)
