@@ -298,14 +298,7 @@ def write_learning_probe(
         return None
     ood = section.ood
     tasks = [t for t in ood.tasks if t in ("age", "sex")]
-    table = learning_probe_table(
-        feature_sets,
-        index,
-        ood.train_cohort,
-        tasks,
-        seed=section.seed,
-        topcoded=getattr(ood, "topcoded", "keep"),
-    )
+    table = learning_probe_table(feature_sets, index, ood.train_cohort, tasks, seed=section.seed)
     table.to_parquet(out / LEARNING_PROBE_FILE, index=False)
     table.to_csv(out / LEARNING_PROBE_FILE.replace(".parquet", ".csv"), index=False)
     log(

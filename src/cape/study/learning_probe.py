@@ -14,10 +14,10 @@ from pathlib import Path
 import pandas as pd
 
 from cape.errors import CapeError
-from cape.protocols.learning_probe import learning_probe_table
+from cape.study.evaluation import write_learning_probe
 
 
-def probe_study_run(run: Path, n_resamples: int = 2000) -> pd.DataFrame:
+def probe_study_run(run: Path) -> pd.DataFrame:
     """Compute and write ``RUN/evaluation/learning_probe.{parquet,csv}`` for a finished study.
 
     For runs made before the study's evaluate stage computed it: the feature sets are
@@ -45,12 +45,11 @@ def probe_study_run(run: Path, n_resamples: int = 2000) -> pd.DataFrame:
         for d in described
     ]
     feature_sets, index = load_feature_sets(specs)
-    tasks = [t for t in ood.tasks if t in ("age", "sex")]
-    table = learning_probe_table(
-        feature_sets, index, ood.train_cohort, tasks, n_resamples, seed=study.evaluate.seed
+    table = write_learning_probe(
+        study.evaluate, feature_sets, index, evaluation, log=lambda _: None
     )
-    table.to_parquet(evaluation / "learning_probe.parquet", index=False)
-    table.to_csv(evaluation / "learning_probe.csv", index=False)
+    if table is None:
+        raise CapeError(f"{run}: no untrained encoder's features to compare with")
     return table
 
 
