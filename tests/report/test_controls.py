@@ -96,6 +96,64 @@ def test_learning_control_compares_each_seed_with_its_own_untrained_twin() -> No
     assert _learning(_data(worse))["rnd"] == FAILS
 
 
+def test_learning_control_tests_seeds_against_their_twins() -> None:
+    """With twins, the encoder seed is the unit: a one-sided t-test of each seed's gain over
+    its twin (SciPy). Nine of ten seeds better by ~0.5 y passes (the former rule, every
+    seed better plus a test over heads, called it inconclusive); gains that straddle 0 do
+    not pass; no seed better fails."""
+    gains = [0.6, 0.4, 0.5, 0.7, 0.3, 0.5, 0.6, 0.4, 0.5, -0.1]
+    twins = [[9.0 + 0.1 * k] * 3 for k in range(10)]
+    ood = _ood(
+        {"untrained": twins, "rnd": [[t[0] - g] * 3 for t, g in zip(twins, gains, strict=True)]}
+    )
+    table = controls_from_data(_data(ood), None, ["rnd"])
+    assert table["verdict"].iloc[0] == PASSES
+    expected = stats.ttest_1samp(gains, 0.0, alternative="greater").pvalue
+    assert f"p = {expected:.3g}" in table["measured"].iloc[0]
+    assert "9 of 10 seeds better" in table["measured"].iloc[0]
+    assert table["n_seeds"].iloc[0] == 10
+    straddle = _ood({"untrained": twins[:3], "rnd": [[9.0 - 0.5] * 3, [9.1 + 0.4] * 3, [9.1] * 3]})
+    assert _learning(_data(straddle))["rnd"] == INCONCLUSIVE
+
+
+def _probe(differences: list[float], lows: list[float], highs: list[float]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "task": "age",
+            "metric": "mae",
+            "model": "rnd",
+            "encoder_seed": range(len(differences)),
+            "difference": differences,
+            "ci_low": lows,
+            "ci_high": highs,
+        }
+    )
+
+
+def _probe_verdict(table: pd.DataFrame) -> tuple[str, str]:
+    data = _data(_ood({}))
+    data.learning_probe = table
+    rows = controls_from_data(data, None, ["rnd"])
+    row = rows[rows["control"] == "learning-probe"].iloc[0]
+    return str(row["verdict"]), str(row["measured"])
+
+
+def test_probe_control_tests_seeds_and_uses_intervals_for_one_seed() -> None:
+    """Three seeds whose differences are all ~+0.4 y but whose own intervals include 0:
+    the seeds together pass (one-sided t over seeds, SciPy); a single such seed does not."""
+    verdict, measured = _probe_verdict(
+        _probe([0.3, 0.5, 0.4], [-0.1, -0.05, -0.2], [0.7, 1.0, 0.9])
+    )
+    expected = stats.ttest_1samp([0.3, 0.5, 0.4], 0.0, alternative="greater").pvalue
+    assert verdict == PASSES and f"p = {expected:.3g}" in measured
+    assert _probe_verdict(_probe([0.3], [-0.1], [0.7]))[0] == INCONCLUSIVE
+    assert _probe_verdict(_probe([0.3], [0.1], [0.7]))[0] == PASSES
+    assert _probe_verdict(_probe([0.3, -0.5, 0.4], [0.1, -0.9, 0.1], [0.5, 0.1, 0.7]))[0] == (
+        INCONCLUSIVE
+    )
+    assert _probe_verdict(_probe([-0.3, -0.5], [-0.6, -0.9], [0.0, -0.1]))[0] == FAILS
+
+
 def _ident(random_acc: list[float], untrained: tuple[float, float]) -> pd.DataFrame:
     rows = [
         {"model": "rnd", "encoder_seed": s, "by": "cohort", "accuracy": a, "accuracy_high": a}

@@ -4,21 +4,25 @@ Computed from the saved results, next to the claims (never instead of them):
 
 1. **Learning control** (per pretrained model and task): do heads on the
    pretrained features beat heads on the untrained encoder's features *in
-   distribution* (the heads' own cohort's test ECGs)? *passes* when a one-sided
-   Mann-Whitney test of the model's per-(encoder seed, run) metrics against the
-   untrained encoders' per-run metrics gives p < alpha and every encoder seed's
-   mean is better than its untrained twin's (the same seed's initial weights;
-   the untrained mean where a run has no twin of that seed); *fails* when every
-   seed's mean is worse or equal; otherwise *inconclusive*. One untrained
-   network is one draw of a random feature extractor, whose quality varies
-   with its seed: the twins sample that spread. A pretrained encoder that does not
+   distribution* (the heads' own cohort's test ECGs)? The unit is the encoder
+   seed, each against its **untrained twin** (the same seed's initial weights):
+   with two or more twinned seeds, *passes* when a one-sided one-sample t-test
+   of the per-seed differences (seed's mean over head runs minus its twin's,
+   signed so > 0 is better) gives p < alpha; *fails* when no seed beats its
+   twin; otherwise *inconclusive*. One untrained network is one draw of a
+   random feature extractor, whose quality varies with its seed: the twins
+   sample that spread, and head runs of one encoder do not. Without twins
+   (one seed, or a single untrained encoder) a one-sided Mann-Whitney test of
+   the model's per-(seed, run) metrics against the untrained encoder's runs
+   decides, with every seed's mean better required. A pretrained encoder that does not
    beat a random network in distribution has learnt nothing the heads can use,
    and an OOD verdict about it says little.
    The same question asked with **linear probes** (:mod:`cape.protocols.learning_probe`,
    declared 2026-12-03 as the lower-variance instrument): per encoder seed, the
    difference of a linear probe's test metric on the pretrained features and on
    its untrained twin's, with a 95% cluster-bootstrap interval over test patients.
-   *passes* when every seed's interval lies above 0 (pretrained better), *fails*
+   With two or more seeds the same one-sided t-test of those differences decides
+   (*passes* at p < alpha); with one seed its interval must lie above 0. *fails*
    when no seed's difference is above 0, otherwise *inconclusive*.
 2. **Cohort shortcut present** (the random-batch model): is there a cohort
    shortcut for IDB to remove? *yes* when every random-batch seed identifies
@@ -47,6 +51,15 @@ UNTRAINED = "untrained"
 HIGHER_IS_BETTER = {"auroc", "macro_auroc", "r2", "accuracy"}
 
 
+def one_sided_seed_p(gains: np.ndarray) -> float:
+    """One-sided p of the one-sample t-test that the per-seed gains have mean <= 0
+    (a constant gain: 0 when positive, 1 otherwise)."""
+    gains = np.asarray(gains, dtype=float)
+    if not np.ptp(gains) > 1e-12 * max(1.0, float(np.abs(gains).max())):
+        return 0.0 if gains.mean() > 0 else 1.0
+    return float(stats.ttest_1samp(gains, 0.0, alternative="greater").pvalue)
+
+
 def _learning_rows(data: RunData, models: list[str], alpha: float) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     table = data.ood.results if data.ood is not None else pd.DataFrame()
@@ -73,12 +86,21 @@ def _learning_rows(data: RunData, models: list[str], alpha: float) -> list[dict[
             # run has one, else against the untrained mean.
             own = np.array([float(twins.get(seed, reference)) for seed in seed_mean.index])
             better = seed_means > own if higher else seed_means < own
-            p_value = float(
-                stats.mannwhitneyu(
-                    values, baseline, alternative="greater" if higher else "less"
-                ).pvalue
-            )
-            if p_value < alpha and better.all():
+            twinned = [seed in twins.index for seed in seed_mean.index]
+            if sum(twinned) >= 2 and len(twins) >= 2:
+                gains = (seed_means - own)[twinned] * (1.0 if higher else -1.0)
+                p_value = one_sided_seed_p(gains)
+                test = f"one-sided t-test over {len(gains)} seeds vs their twins"
+                passed = p_value < alpha
+            else:
+                p_value = float(
+                    stats.mannwhitneyu(
+                        values, baseline, alternative="greater" if higher else "less"
+                    ).pvalue
+                )
+                test = f"one-sided Mann-Whitney over {values.size} vs {baseline.size} heads"
+                passed = p_value < alpha and bool(better.all())
+            if passed:
                 verdict = PASSES
             elif not better.any():
                 verdict = FAILS
@@ -94,20 +116,21 @@ def _learning_rows(data: RunData, models: list[str], alpha: float) -> list[dict[
                     "verdict": verdict,
                     "n_model": int(values.size),
                     "n_untrained": int(baseline.size),
+                    "n_seeds": int(sum(twinned)) if test.startswith("one-sided t") else 0,
                     "alpha": alpha,
                     "measured": (
                         f"{model} {values.mean():.3f} (seeds {np.round(seed_means, 3).tolist()}) "
                         f"vs untrained {reference:.3f}"
                         + (f" (twins {np.round(own, 3).tolist()})" if len(twins) > 1 else "")
-                        + f", one-sided Mann-Whitney p = {p_value:.3g} "
-                        f"({values.size} vs {baseline.size} heads)"
+                        + f", {int(better.sum())} of {len(better)} seeds better; "
+                        f"{test}: p = {p_value:.3g}"
                     ),
                 }
             )
     return rows
 
 
-def _probe_rows(data: RunData, models: list[str]) -> list[dict[str, Any]]:
+def _probe_rows(data: RunData, models: list[str], alpha: float) -> list[dict[str, Any]]:
     """Learning control from the linear-probe table (``evaluation/learning_probe``)."""
     table = data.learning_probe
     needed = {"task", "metric", "model", "encoder_seed", "difference", "ci_low", "ci_high"}
@@ -122,7 +145,12 @@ def _probe_rows(data: RunData, models: list[str]) -> list[dict[str, Any]]:
             difference = mine["difference"].to_numpy(dtype=float)
             low = mine["ci_low"].to_numpy(dtype=float)
             high = mine["ci_high"].to_numpy(dtype=float)
-            if (low > 0).all():
+            if len(difference) >= 2:
+                p_value = one_sided_seed_p(difference)
+                passed = p_value < alpha
+            else:
+                p_value, passed = None, bool((low > 0).all())
+            if passed:
                 verdict = PASSES
             elif not (difference > 0).any():
                 verdict = FAILS
@@ -136,6 +164,8 @@ def _probe_rows(data: RunData, models: list[str]) -> list[dict[str, Any]]:
             values = mine["value"].to_numpy(dtype=float) if "value" in mine else None
             measured = f"linear probe, {model} minus its untrained twin (> 0: {model} better) "
             measured += f"per seed [95% patient-bootstrap CI]: {intervals}"
+            if p_value is not None:
+                measured += f"; one-sided t-test over {len(difference)} seeds p = {p_value:.3g}"
             if values is not None and twins is not None:
                 measured += (
                     f"; {metric} {np.round(values, 3).tolist()} vs twins "
@@ -212,7 +242,7 @@ def controls_from_data(
     data: RunData, random_model: str | None, pretrained: list[str], alpha: float = 0.05
 ) -> pd.DataFrame:
     """One row per control: ``control``, ``model``, ``verdict``, ``measured`` (+ task columns)."""
-    rows = _learning_rows(data, pretrained, alpha) + _probe_rows(data, pretrained)
+    rows = _learning_rows(data, pretrained, alpha) + _probe_rows(data, pretrained, alpha)
     if random_model is not None:
         rows.append(_shortcut_row(data, random_model))
     return pd.DataFrame(rows)

@@ -202,6 +202,20 @@ def power_table(
                 }
             )
     learning = controls[controls["control"] == "learning"] if len(controls) else controls
+    if len(learning) and "n_seeds" in learning.columns:
+        by_seeds = learning[learning["n_seeds"].fillna(0) >= 2]
+        learning = learning[learning["n_seeds"].fillna(0) < 2]
+        for (n_seeds, alpha), count in by_seeds.groupby(["n_seeds", "alpha"]).size().items():
+            rows.append(
+                {
+                    "test": "Student t, one-sided, on per-seed differences from twins",
+                    "used_for": "learning control: pretrained vs untrained, in distribution",
+                    "numbers": f"{int(n_seeds)} encoder seeds with untrained twins",
+                    "cells": int(count),
+                    "floor": 0.0,
+                    "alpha": float(alpha),
+                }
+            )
     if len(learning) and {"n_model", "n_untrained"} <= set(learning.columns):
         counts = learning.groupby(["n_model", "n_untrained", "alpha"]).size()
         for (n_model, n_base, alpha), count in counts.items():
