@@ -287,6 +287,9 @@ def test_identifiability_seed_ranges(random_acc: list, idb_acc: list, verdict: s
     claim = _claim(_data(ident=table), "identifiability")
     assert claim["verdict"] == verdict
     assert "chance (majority cohort) 0.400" in claim["measured"]
+    # Paired by encoder seed, as claim 1 (SciPy's paired t-test).
+    p_value = stats.ttest_rel(random_acc, idb_acc).pvalue
+    assert f"t-test over 2 encoder seeds p = {p_value:.3f}" in claim["reason"]
 
 
 @pytest.mark.parametrize(

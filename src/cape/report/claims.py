@@ -28,11 +28,12 @@ over heads plus "every seed agrees" falsely rejects about one time in five;
   head runs decides the cell (p < alpha, direction of the one seed), cohorts
   are tallied (more than half, none against), and the verdict carries a caveat:
   nothing then measures the seed-to-seed spread.
-- claim 2: *agrees* when every random-batch seed's cohort-identification
-  accuracy is above every IDB seed's (the seed ranges do not overlap);
-  *disagrees* for the reverse; otherwise *inconclusive*. With one encoder
-  seed per model the bootstrap 95% intervals must not overlap instead, and
-  the verdict carries a caveat.
+- claim 2, with at least two encoder seeds: *agrees* (*disagrees*) when the
+  same two-sided t-test of the per-seed differences in cohort-identification
+  accuracy (random minus IDB, paired by seed) has p < alpha and random
+  batching (IDB) is higher; otherwise *inconclusive*. With one encoder seed
+  per model the bootstrap 95% intervals must not overlap instead, and the
+  verdict carries a caveat.
 """
 
 from __future__ import annotations
@@ -422,7 +423,9 @@ def _ident_rows(table: pd.DataFrame, model: str) -> pd.DataFrame:
     return table[table["model"] == model].sort_values("encoder_seed")
 
 
-def _identifiability_claim(data: RunData, pair: tuple[str, str] | None) -> dict[str, Any]:
+def _identifiability_claim(
+    data: RunData, pair: tuple[str, str] | None, alpha: float = 0.05
+) -> dict[str, Any]:
     claim: dict[str, Any] = {
         "id": "identifiability",
         "claim": "random-batch features cluster by cohort: cohort identifiability is higher "
@@ -441,13 +444,26 @@ def _identifiability_claim(data: RunData, pair: tuple[str, str] | None) -> dict[
         return dict(claim, verdict=NOT_MEASURED, measured="", reason="a model has no result")
     r_acc = random_rows["accuracy"].to_numpy(dtype=float)
     i_acc = idb_rows["accuracy"].to_numpy(dtype=float)
-    if len(r_acc) >= 2 and len(i_acc) >= 2:
-        if r_acc.min() > i_acc.max():
-            verdict, reason = AGREES, "every random-batch seed is above every IDB seed"
-        elif r_acc.max() < i_acc.min():
-            verdict, reason = DISAGREES, "every IDB seed is above every random-batch seed"
+    r_by_seed = dict(zip(random_rows["encoder_seed"], r_acc, strict=True))
+    i_by_seed = dict(zip(idb_rows["encoder_seed"], i_acc, strict=True))
+    seeds = sorted(set(r_by_seed) & set(i_by_seed))
+    if len(seeds) >= 2:
+        # Paired by encoder seed, positive when random batching identifies the cohort
+        # better; the same seed-level t-test as claim 1.
+        differences = np.array([r_by_seed[s] - i_by_seed[s] for s in seeds])
+        p_value = seed_test(differences)
+        mean = float(differences.mean())
+        if p_value is None and mean != 0:
+            p_value = 0.0
+        reason = (
+            f"t-test over {len(seeds)} encoder seeds {format_p(p_value)}, mean difference "
+            f"(random - IDB) {mean:+.3f}, {int((differences > 0).sum())} of {len(seeds)} "
+            "seeds higher for random batching"
+        )
+        if p_value is not None and p_value < alpha:
+            verdict = AGREES if mean > 0 else DISAGREES
         else:
-            verdict, reason = INCONCLUSIVE, "the encoder-seed ranges overlap"
+            verdict = INCONCLUSIVE
     else:
         claim["caveats"].append(SINGLE_SEED_CAVEAT.split(" (")[0])
         r_low = random_rows["accuracy_low"].to_numpy(dtype=float)
@@ -484,6 +500,12 @@ def _identifiability_claim(data: RunData, pair: tuple[str, str] | None) -> dict[
     return dict(claim, verdict=verdict, measured=measured, reason=reason)
 
 
+def _alpha(data: RunData) -> float:
+    """The OOD protocol's alpha (0.05 when no OOD result was saved)."""
+    config = data.ood.config if data.ood is not None else {}
+    return float((config.get("settings") or {}).get("alpha", 0.05))
+
+
 def claims_from_data(data: RunData) -> list[dict[str, Any]]:
     """The claims of :func:`summarise_claims` from already collected run data."""
     pair = compared_models(data)
@@ -491,7 +513,7 @@ def claims_from_data(data: RunData) -> list[dict[str, Any]]:
     return [
         _ood_claim(data, pair, "age", margins),
         _ood_claim(data, pair, "sex", margins),
-        _identifiability_claim(data, pair),
+        _identifiability_claim(data, pair, _alpha(data)),
     ]
 
 
