@@ -184,3 +184,30 @@ def test_demo_composition_flag_adds_per_cohort_models():
     only = next(run for run in config.pretrain.runs if run.name == "only-jade")
     assert only.settings["cohorts"] == ["jade"]
     assert config.evaluate.composition is not None and config.evaluate.ood is not None
+
+
+def test_demo_seeds_flag_sets_every_run_and_keeps_the_rest():
+    """`cape demo --seeds 10` is the ten-seed design (demo-verdict) on the demo's settings:
+    every run gets seeds 0-9, nothing else changes, and the study still validates."""
+    import argparse
+
+    from cape.commands.demo import _positive_int, with_seeds
+    from cape.study.check import check_study
+
+    demo = load_study("demo")
+    config = with_seeds(demo, 10)
+    assert [run.seeds for run in config.pretrain.runs] == [list(range(10))] * 2
+    assert [run.settings for run in config.pretrain.runs] == [
+        run.settings for run in demo.pretrain.runs
+    ]
+    assert config.pretrain.settings == demo.pretrain.settings
+    assert config.evaluate == demo.evaluate
+    verdict = load_study("demo-verdict")
+    assert [run.seeds for run in verdict.pretrain.runs] == [
+        run.seeds for run in config.pretrain.runs
+    ]
+    assert check_study(config).problems == []
+    assert _positive_int("3") == 3
+    for bad in ("0", "-1", "x"):
+        with pytest.raises(argparse.ArgumentTypeError, match="at least 1"):
+            _positive_int(bad)
