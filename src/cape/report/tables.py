@@ -455,6 +455,16 @@ def pretraining_table(runs: Sequence[PretrainRun]) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------ claims
+def _difference(mean: Any, low: Any, high: Any, digits: int) -> str:
+    """``+0.26 [+0.07, +0.45]``; without an interval just the mean; ``–`` when unknown."""
+    if mean is None or pd.isna(mean):
+        return "–"
+    text = f"{mean:+.{digits}f}"
+    if low is not None and high is not None and not (pd.isna(low) or pd.isna(high)):
+        text += f" [{low:+.{digits}f}, {high:+.{digits}f}]"
+    return text
+
+
 def claims_table(claims: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """Per claim and target cohort: the per-seed spreads, p-value, its test and verdict
     (claim 1)."""
@@ -464,7 +474,9 @@ def claims_table(claims: Sequence[dict[str, Any]]) -> pd.DataFrame:
             continue
         digits = DIGITS.get(claim["metric"], 3)
         models = claim["models"]
+        aggregate = claim.get("aggregate") or {}
         for cell in claim["cells"]:
+            low, high = cell.get("interval_low"), cell.get("interval_high")
             rows.append(
                 {
                     "trained on": cell.get("train_cohort", "–"),
@@ -476,9 +488,36 @@ def claims_table(claims: Sequence[dict[str, Any]]) -> pd.DataFrame:
                     f"{models['idb']} mean [seed range]": spread(
                         cell["idb_mean"], cell["idb_min"], cell["idb_max"], digits
                     ),
+                    "difference, > 0 favours IDB [90% CI]": _difference(
+                        cell.get("difference"), low, high, digits + 1
+                    ),
                     "p": fmt_p(cell["p_value"]),
                     "test": cell.get("test", "Wilcoxon over heads"),
                     "verdict": cell["verdict"],
+                }
+            )
+        if aggregate:
+            cells = claim["cells"]
+            rows.append(
+                {
+                    "trained on": cells[0].get("train_cohort", "–"),
+                    "task": rows[-1]["task"],
+                    "target cohort": "mean over targets (the claim's verdict)",
+                    f"{models['random']} mean [seed range]": fmt(
+                        float(np.mean([c["random_mean"] for c in cells])), digits
+                    ),
+                    f"{models['idb']} mean [seed range]": fmt(
+                        float(np.mean([c["idb_mean"] for c in cells])), digits
+                    ),
+                    "difference, > 0 favours IDB [90% CI]": _difference(
+                        aggregate["mean_difference"],
+                        aggregate["interval_low"],
+                        aggregate["interval_high"],
+                        digits + 1,
+                    ),
+                    "p": fmt_p(aggregate["p_value"]),
+                    "test": f"t-test over {len(aggregate['encoder_seeds'])} encoder seeds",
+                    "verdict": claim["verdict"],
                 }
             )
     frame = pd.DataFrame(rows)
