@@ -402,3 +402,29 @@ def test_margins_come_from_the_study() -> None:
     with pytest.raises(CapeError, match=r"equivalence_margins\.mae must be a positive number"):
         ReportSettings.from_study({"report": {"equivalence_margins": {"mae": -1}}})
     assert ReportSettings.from_study(data.study).equivalence_margins == {"mae": 0.05, "auroc": 0.02}
+
+
+def test_claims_table_ends_with_the_deciding_row() -> None:
+    """The report's per-target table shows each target's difference and interval, then the
+    mean over targets with the claim's own p and verdict (bug caught: a table whose rows
+    all say 'inconclusive' under a claim that disagrees, with nothing showing why)."""
+    from cape.report.tables import claims_table
+
+    means = {
+        "B": {"rnd": [8.0, 8.1, 8.3], "ind": [8.4, 8.4, 8.5]},
+        "C": {"rnd": [7.0, 7.2, 7.1], "ind": [7.3, 7.5, 7.6]},
+    }
+    claims = claims_from_data(_data(_ood(means, {"B": 0.5, "C": 0.5})))
+    table = claims_table(claims)
+    age = table[table["task"].str.startswith("age")]
+    assert list(age["target cohort"]) == ["B", "C", "mean over targets (the claim's verdict)"]
+    (claim,) = [c for c in claims if c["id"] == "ood_age"]
+    last = age.iloc[-1]
+    assert f"p = {last['p']}" == format_p(claim["aggregate"]["p_value"])
+    assert last["verdict"] == claim["verdict"]
+    assert last["test"] == "t-test over 3 encoder seeds"
+    per_seed = [np.mean([-0.4, -0.3]), np.mean([-0.3, -0.3]), np.mean([-0.2, -0.5])]
+    low, high = equivalence_interval(per_seed, 0.05)
+    assert last["difference, > 0 favours IDB [90% CI]"] == (
+        f"{np.mean(per_seed):+.3f} [{low:+.3f}, {high:+.3f}]"
+    )
