@@ -1,4 +1,5 @@
-"""The claims summary: verdict rules on hand-made result tables with known answers."""
+"""The claims summary and its verdict rules (cape.report.verdicts) on hand-made result
+tables with known answers."""
 
 from __future__ import annotations
 
@@ -11,22 +12,21 @@ from scipy import stats
 
 from cape.errors import CapeError
 from cape.protocols.results import ProtocolResult
-from cape.report.claims import (
+from cape.report.claims import claims_from_data, compared_models
+from cape.report.collect import PretrainRun, RunData
+from cape.report.identifiability import normalise_identifiability
+from cape.report.settings import ReportSettings
+from cape.report.verdicts import (
     AGREES,
     DISAGREES,
     INCONCLUSIVE,
     NO_DIFFERENCE,
     NOT_MEASURED,
-    _cell_verdict,
-    claims_from_data,
-    compared_models,
     detectable_difference,
     equivalence_interval,
     format_p,
+    seed_verdict,
 )
-from cape.report.collect import PretrainRun, RunData
-from cape.report.identifiability import normalise_identifiability
-from cape.report.settings import ReportSettings
 
 EMPTY = pd.DataFrame()
 
@@ -169,7 +169,7 @@ def test_false_positive_rate_is_alpha_at_three_seeds() -> None:
     n_runs = 4000
     for _ in range(n_runs):
         pairs = rng.normal(0.0, 0.45, (3, 1)) + rng.normal(0.0, 0.23, (3, 3))
-        verdict, _, _ = _cell_verdict(list(pairs.mean(axis=1)), 0.05)
+        verdict, _, _ = seed_verdict(list(pairs.mean(axis=1)), 0.05)
         new_calls += verdict in (AGREES, DISAGREES)
         means = pairs.mean(axis=1)
         same_sign = bool((means > 0).all() or (means < 0).all())
@@ -373,7 +373,7 @@ def test_equivalence_matches_two_one_sided_t_tests() -> None:
         margin = float(rng.uniform(0.1, 0.8))
         low = stats.ttest_1samp(differences, -margin, alternative="greater").pvalue
         high = stats.ttest_1samp(differences, margin, alternative="less").pvalue
-        verdict, _, p_value = _cell_verdict(list(differences), 0.05, margin)
+        verdict, _, p_value = seed_verdict(list(differences), 0.05, margin)
         assert p_value == pytest.approx(stats.ttest_1samp(differences, 0).pvalue, rel=1e-12)
         assert (verdict == NO_DIFFERENCE) == (max(low, high) < 0.05 and p_value >= 0.05)
     lo, hi = equivalence_interval([1.0, 2.0, 3.0], 0.05)

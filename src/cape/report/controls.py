@@ -44,20 +44,12 @@ import pandas as pd
 from scipy import stats
 
 from cape.report.collect import RunData
+from cape.report.verdicts import one_sided_seed_p
 
 PASSES, FAILS, INCONCLUSIVE, NOT_MEASURED = "passes", "fails", "inconclusive", "not measured"
 YES, NO, PARTLY = "yes", "no", "partly"
 UNTRAINED = "untrained"
 HIGHER_IS_BETTER = {"auroc", "macro_auroc", "r2", "accuracy"}
-
-
-def one_sided_seed_p(gains: np.ndarray) -> float:
-    """One-sided p of the one-sample t-test that the per-seed gains have mean <= 0
-    (a constant gain: 0 when positive, 1 otherwise)."""
-    gains = np.asarray(gains, dtype=float)
-    if not np.ptp(gains) > 1e-12 * max(1.0, float(np.abs(gains).max())):
-        return 0.0 if gains.mean() > 0 else 1.0
-    return float(stats.ttest_1samp(gains, 0.0, alternative="greater").pvalue)
 
 
 def _learning_rows(data: RunData, models: list[str], alpha: float) -> list[dict[str, Any]]:

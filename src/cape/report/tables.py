@@ -18,9 +18,9 @@ import pandas as pd
 
 from cape.protocols.featuresets import MEAN_PREDICTOR, UNTRAINED
 from cape.protocols.results import ProtocolResult
-from cape.report.claims import format_p
 from cape.report.collect import PretrainRun
 from cape.report.settings import DEFAULT_MIN_CELL_N
+from cape.report.verdicts import format_p
 
 DIGITS = {"mae": 2, "auroc": 3, "macro_auroc": 3}
 METRIC_NAMES = {"mae": "MAE (years)", "auroc": "AUROC", "macro_auroc": "macro AUROC"}
