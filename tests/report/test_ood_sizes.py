@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cape.protocols.sampling import plan_sizes
-from cape.report.tables import sizes_table
+from cape.report.ood_tables import sizes_table
 
 CONFIG = {
     "train_cohort": "big",

@@ -21,7 +21,8 @@ from scipy import stats
 
 from cape.report import summarise_claims
 from cape.report.collect import collect
-from cape.report.tables import composition_table, ood_table
+from cape.report.ood_tables import ood_table
+from cape.report.tables import composition_table
 
 from .fakerun import make_manifest
 from .htmlcheck import inspect, problems

@@ -10,7 +10,8 @@ from matplotlib.colors import to_hex
 from cape.protocols.results import ProtocolResult
 from cape.report.embedding import Embedding, category_colours, marker_size, tsne_figure
 from cape.report.figures import cohort_colours, mae_per_age_bin, model_colours
-from cape.report.tables import cohort_table, subgroup_summary
+from cape.report.ood_tables import subgroup_summary
+from cape.report.tables import cohort_table
 
 EMPTY = pd.DataFrame()
 

@@ -10,7 +10,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from cape.errors import CapeError
-from cape.report import figures, means, retrieval, tables
+from cape.report import figures, means, ood_tables, retrieval, tables
 from cape.report.collect import FeatureDir, for_training_cohort, training_cohorts
 from cape.report.context import ReportContext
 from cape.report.document import BulletList, Paragraph, Section, TableBlock
@@ -104,7 +104,7 @@ def ood_section(context: ReportContext) -> Section:
             "row was computed here from the saved per-head results."
         )
     # The first protocol directory's sizes (several training cohorts: each has its own).
-    sizes = tables.sizes_table(result.config)
+    sizes = ood_tables.sizes_table(result.config)
     if not sizes.empty:
         section.add(
             TableBlock(
@@ -121,12 +121,12 @@ def ood_section(context: ReportContext) -> Section:
         where = f", heads trained on {train}" if len(trains) > 1 else ""
         own_aggregate = aggregate[aggregate["train_cohort"].isin([train, "each target"])]
         for task in _tasks(own.summary):
-            table = tables.ood_table(own, task, context.pair)
+            table = ood_tables.ood_table(own, task, context.pair)
             table = means.add_ood_mean_row(table, own_aggregate, task, context.pair)
             if not table.empty:
                 title = f"Out-of-distribution {TASK_TITLES.get(task, task)}{where}"
                 section.add(TableBlock(table, title))
-            spread = tables.seed_spread_table(own, task, context.pair or ())
+            spread = ood_tables.seed_spread_table(own, task, context.pair or ())
             if not spread.empty:
                 section.add(
                     TableBlock(
@@ -336,7 +336,7 @@ def diagnostics_section(context: ReportContext) -> Section:
     section = Section("Feature shift and subgroups", "diagnostics")
     if result is None:
         return section.note("No out-of-distribution results: diagnostics skipped.")
-    shift = tables.shift_summary(result)
+    shift = ood_tables.shift_summary(result)
     if shift.empty:
         section.note("No feature-shift table was saved.")
     else:
@@ -352,7 +352,7 @@ def diagnostics_section(context: ReportContext) -> Section:
     models += sorted(set(result.summary.loc[result.summary["baseline"] == "untrained", "model"]))
     if not models:
         models = sorted(set(result.summary["model"]) - {"mean-predictor"})
-    subgroups = tables.subgroup_summary(result, models, context.settings.min_cell_n)
+    subgroups = ood_tables.subgroup_summary(result, models, context.settings.min_cell_n)
     small = (
         f"{subgroups.suppressed} subgroup rows with fewer than {subgroups.min_n} test ECGs per "
         "head are suppressed (report.min_cell_n): a metric on so few ECGs says little and can "
