@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from cape.report.markdown import escape
-from cape.report.sanity import summarise_sanity, wilcoxon_floor
+from cape.report.power import wilcoxon_floor
+from cape.report.sanity import summarise_sanity
 from cape.report.settings import ReportSettings
 
 from .conftest import MIN_CELL_N

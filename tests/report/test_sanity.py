@@ -15,18 +15,14 @@ from cape.errors import CapeError
 from cape.protocols.results import ProtocolResult
 from cape.report.collect import PretrainRun, RunData
 from cape.report.controls import controls_from_data
-from cape.report.sanity import (
-    CLEAR,
-    FLAG,
-    NOT_MEASURED,
-    UNCLEAR,
+from cape.report.power import (
     cannot_reach_verdict,
     kruskal_floor,
     mann_whitney_floor,
     power_table,
-    sanity_from_data,
     wilcoxon_floor,
 )
+from cape.report.sanity import CLEAR, FLAG, NOT_MEASURED, UNCLEAR, sanity_from_data
 from cape.report.settings import ReportSettings
 
 EMPTY = pd.DataFrame()

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import yaml
 
-from cape.report import figures, sanity, tables
+from cape.report import figures, power, sanity, tables
 from cape.report.claims import compared_models
 from cape.report.context import ReportContext
 from cape.report.controls import UNTRAINED, control_lines, controls_from_data
@@ -29,8 +29,8 @@ def claims_section(context: ReportContext) -> Section:
     pair = compared_models(context.data)
     pretrained = [m for m in context.data.model_order() if m != UNTRAINED]
     controls = controls_from_data(context.data, pair[0] if pair else None, pretrained)
-    power = sanity.power_table(context.data, pair, controls)
-    headline = sanity.cannot_reach_verdict(power)
+    floors = power.power_table(context.data, pair, controls)
+    headline = power.cannot_reach_verdict(floors)
     if headline:
         section.note(headline + ".")
     simulation = read_simulation(context.data)
@@ -64,13 +64,13 @@ def claims_section(context: ReportContext) -> Section:
     section.add(BulletList(sanity.sanity_lines(checks), [c.status for c in checks]))
     if any(c.check == "signal" and c.status != sanity.NOT_MEASURED for c in checks):
         section.add(Paragraph(f"The {sanity.SIGNAL_EXPLAINED}."))
-    if not power.empty:
+    if not floors.empty:
         section.add(
             TableBlock(
-                sanity.power_display(power),
-                "Smallest p each test can give with this run's numbers of heads (exact "
-                "Wilcoxon: 2 / 2^n with n matched heads; exact one-sided Mann-Whitney: "
-                "1 / C(n1 + n2, n1))",
+                power.power_display(floors),
+                "Smallest p each test can give with this run's numbers (t-tests over "
+                "encoder seeds: 0, their limit is power; exact Wilcoxon: 2 / 2^n with n "
+                "matched heads; exact one-sided Mann-Whitney: 1 / C(n1 + n2, n1))",
                 show_index=False,
             )
         )
