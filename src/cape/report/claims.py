@@ -266,14 +266,12 @@ def _identifiability_claim(
         differences = np.array([r_by_seed[s] - i_by_seed[s] for s in seeds])
         p_value = seed_test(differences)
         mean = float(differences.mean())
-        if p_value is None and mean != 0:
-            p_value = 0.0
         reason = (
             f"t-test over {len(seeds)} encoder seeds {format_p(p_value)}, mean difference "
             f"(random - IDB) {mean:+.3f}, {int((differences > 0).sum())} of {len(seeds)} "
             "seeds higher for random batching"
         )
-        if p_value is not None and p_value < alpha:
+        if p_value < alpha:
             verdict = AGREES if mean > 0 else DISAGREES
         else:
             verdict = INCONCLUSIVE

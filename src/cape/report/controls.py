@@ -44,7 +44,7 @@ import pandas as pd
 from scipy import stats
 
 from cape.report.collect import RunData
-from cape.report.verdicts import one_sided_seed_p
+from cape.report.verdicts import seed_test
 
 PASSES, FAILS, INCONCLUSIVE, NOT_MEASURED = "passes", "fails", "inconclusive", "not measured"
 YES, NO, PARTLY = "yes", "no", "partly"
@@ -81,9 +81,9 @@ def _learning_rows(data: RunData, models: list[str], alpha: float) -> list[dict[
             twinned = [seed in twins.index for seed in seed_mean.index]
             if sum(twinned) >= 2 and len(twins) >= 2:
                 gains = (seed_means - own)[twinned] * (1.0 if higher else -1.0)
-                p_value = one_sided_seed_p(gains)
+                p_value = seed_test(gains, "greater")
                 test = f"one-sided t-test over {len(gains)} seeds vs their twins"
-                passed = p_value < alpha
+                passed, n_seeds = p_value < alpha, len(gains)
             else:
                 p_value = float(
                     stats.mannwhitneyu(
@@ -91,7 +91,7 @@ def _learning_rows(data: RunData, models: list[str], alpha: float) -> list[dict[
                     ).pvalue
                 )
                 test = f"one-sided Mann-Whitney over {values.size} vs {baseline.size} heads"
-                passed = p_value < alpha and bool(better.all())
+                passed, n_seeds = p_value < alpha and bool(better.all()), 0
             if passed:
                 verdict = PASSES
             elif not better.any():
@@ -108,7 +108,7 @@ def _learning_rows(data: RunData, models: list[str], alpha: float) -> list[dict[
                     "verdict": verdict,
                     "n_model": int(values.size),
                     "n_untrained": int(baseline.size),
-                    "n_seeds": int(sum(twinned)) if test.startswith("one-sided t") else 0,
+                    "n_seeds": n_seeds,
                     "alpha": alpha,
                     "measured": (
                         f"{model} {values.mean():.3f} (seeds {np.round(seed_means, 3).tolist()}) "
@@ -138,7 +138,7 @@ def _probe_rows(data: RunData, models: list[str], alpha: float) -> list[dict[str
             low = mine["ci_low"].to_numpy(dtype=float)
             high = mine["ci_high"].to_numpy(dtype=float)
             if len(difference) >= 2:
-                p_value = one_sided_seed_p(difference)
+                p_value = seed_test(difference, "greater")
                 passed = p_value < alpha
             else:
                 p_value, passed = None, bool((low > 0).all())

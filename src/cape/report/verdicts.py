@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 from scipy import optimize, stats
 
+from cape.stats.intervals import mean_se_ci
+
 AGREES, DISAGREES, INCONCLUSIVE, NOT_MEASURED, NO_DIFFERENCE = (
     "agrees",
     "disagrees",
@@ -40,11 +42,10 @@ def equivalence_interval(
 ) -> tuple[float, float]:
     """The ``1 - 2 alpha`` Student-t interval of the mean of ``differences`` (the interval
     of two one-sided tests at ``alpha``); NaNs with fewer than two values."""
-    values = np.asarray(differences, dtype=float)
-    if values.size < 2:
+    if len(differences) < 2:
         return math.nan, math.nan
-    half = stats.t.ppf(1.0 - alpha, values.size - 1) * values.std(ddof=1) / math.sqrt(values.size)
-    return float(values.mean() - half), float(values.mean() + half)
+    interval = mean_se_ci(np.asarray(differences, dtype=float), confidence=1.0 - 2.0 * alpha)
+    return interval["low"], interval["high"]
 
 
 def _equivalence(
@@ -65,14 +66,22 @@ def _equivalence(
     return inside, text
 
 
-def seed_test(differences: Sequence[float] | np.ndarray) -> float | None:
-    """Two-sided p of the one-sample t-test that the per-seed differences have mean 0;
-    None with fewer than two seeds or when the differences do not vary."""
+def seed_test(differences: Sequence[float] | np.ndarray, alternative: str = "two-sided") -> float:
+    """p of the one-sample t-test that the per-seed differences have mean 0 (against
+    ``alternative``: ``two-sided`` or ``greater``); NaN with fewer than two seeds.
+
+    Differences that do not vary (equal up to rounding: one value computed several
+    ways) have no t statistic; their p is 0 when their mean lies on the alternative's
+    side of 0 and 1 otherwise.
+    """
     values = np.asarray(differences, dtype=float)
-    # Differences equal to rounding (one value computed three ways) count as constant.
-    if values.size < 2 or not np.ptp(values) > 1e-12 * max(1.0, float(np.abs(values).max())):
-        return None
-    return float(stats.ttest_1samp(values, 0.0).pvalue)
+    if values.size < 2:
+        return math.nan
+    mean = float(values.mean())
+    if not np.ptp(values) > 1e-12 * max(1.0, float(np.abs(values).max())):
+        shifted = mean > 0 if alternative == "greater" else mean != 0
+        return 0.0 if shifted else 1.0
+    return float(stats.ttest_1samp(values, 0.0, alternative=alternative).pvalue)
 
 
 def detectable_difference(
@@ -122,13 +131,11 @@ def seed_verdict(
     mean, n = float(values.mean()), values.size
     favour_idb = int((values > 0).sum())
     p_value = seed_test(values)
-    if p_value is None and mean != 0:
-        p_value = 0.0  # every seed differs by exactly the same non-zero amount
     head = (
         f"t-test over {n} encoder seeds {format_p(p_value)}, mean difference "
         f"{mean:+.{digits}f} ({favour_idb} of {n} seeds favour IDB)"
     )
-    if p_value is not None and p_value < alpha:
+    if p_value < alpha:
         return (AGREES if mean > 0 else DISAGREES), head, p_value
     equivalent, text = _equivalence(values, alpha, margin, digits)
     if equivalent:
@@ -220,12 +227,3 @@ def overall_verdict(
         "interval_high": high,
     }
     return verdict, f"mean over {len(cells)} target cohorts: {reason}; {_tally(cells)}", aggregate
-
-
-def one_sided_seed_p(gains: np.ndarray) -> float:
-    """One-sided p of the one-sample t-test that the per-seed gains have mean <= 0
-    (a constant gain: 0 when positive, 1 otherwise)."""
-    gains = np.asarray(gains, dtype=float)
-    if not np.ptp(gains) > 1e-12 * max(1.0, float(np.abs(gains).max())):
-        return 0.0 if gains.mean() > 0 else 1.0
-    return float(stats.ttest_1samp(gains, 0.0, alternative="greater").pvalue)
