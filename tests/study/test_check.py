@@ -12,7 +12,7 @@ import yaml
 from cape.cli import main as cape_main
 from cape.errors import CapeError
 from cape.study.check import STUDY_TASKS, check_study, key_problem
-from cape.study.config import bundled_studies, bundled_study, load_study
+from cape.study.loading import bundled_studies, bundled_study, load_study
 
 
 @pytest.mark.parametrize("name", bundled_studies())
@@ -249,7 +249,7 @@ def test_study_command_lists_every_stage_and_bundled_study() -> None:
     in the help (label-efficiency was missing from both).
     """
     from cape.commands.study import STAGE_NAMES, _bundled
-    from cape.study.config import bundled_studies
+    from cape.study.loading import bundled_studies
     from cape.study.runner import STAGES
 
     assert tuple(STAGE_NAMES) == tuple(STAGES)

@@ -89,7 +89,7 @@ def test_splits_an_encoder_was_pretrained_on(tmp_path, config, cohort, expected)
 
 
 def test_study_refuses_a_mapping_that_keeps_the_heads_training_cohorts_test_split() -> None:
-    from cape.study.config import load_study
+    from cape.study.loading import load_study
 
     study = load_study("demo-quick")
     assert study.pretrain.settings["exclude_splits"] == {"harbor": ["test"]}
@@ -101,8 +101,8 @@ def test_study_refuses_a_mapping_that_keeps_the_heads_training_cohorts_test_spli
 
 
 def test_study_head_settings_reach_the_protocol() -> None:
-    from cape.study.config import load_study
     from cape.study.evaluation import _head
+    from cape.study.loading import load_study
 
     study = load_study(
         "demo-quick",

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from cape.study.check import check_study
-from cape.study.config import bundled_studies, bundled_study, load_study
+from cape.study.loading import bundled_studies, bundled_study, load_study
 from cape.study.runner import StudyRunner
 
 

@@ -77,7 +77,7 @@ def check_command(args: argparse.Namespace) -> int:
     import time
 
     from cape.study.check import check_study
-    from cape.study.config import load_study
+    from cape.study.loading import load_study
 
     started = time.perf_counter()
     config = load_study(args.study, args.overrides)  # raises on every problem

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cape.study.config import StudyConfig, load_study
+from cape.study.config import StudyConfig
+from cape.study.loading import load_study
 from cape.study.runner import STAGES, StudyRunner
 
 

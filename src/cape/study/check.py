@@ -307,7 +307,8 @@ def _label_efficiency(config: Any, cohorts: list[str] | None, result: CheckResul
 def _sweep(config: Any, result: CheckResult, cohorts_exist: bool) -> None:
     import yaml
 
-    from cape.study.config import StudyConfig, _set_dotted
+    from cape.study.config import StudyConfig
+    from cape.study.loading import set_dotted
     from cape.study.sweep import cell_label
 
     sweep = config.sweep
@@ -338,7 +339,7 @@ def _sweep(config: Any, result: CheckResult, cohorts_exist: bool) -> None:
         values = yaml.safe_load(yaml.safe_dump(base))
         try:
             for key, value in cell.items():
-                _set_dotted(values, key, value)
+                set_dotted(values, key, value)
         except (KeyError, IndexError, TypeError, ValueError) as error:
             result.problems.append(f"{label}: cannot set {key}: {error}")
             continue

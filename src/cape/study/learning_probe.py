@@ -27,7 +27,7 @@ def probe_study_run(run: Path) -> pd.DataFrame:
     import json
 
     from cape.protocols import FeatureSpec, load_feature_sets
-    from cape.study.config import load_study
+    from cape.study.loading import load_study
 
     evaluation = run / "evaluation"
     described = json.loads((evaluation / "evaluate.json").read_text())["feature_sets"]

@@ -387,7 +387,8 @@ def sweep_cells(sweep: Any) -> tuple[list[str], list[Cell]]:
 
 def run_sweep(runner: Any, run_one: Callable[[Any, Path], Path]) -> Path:
     """Run the study once per sweep cell (each cached) and write the sweep summary."""
-    from cape.study.config import StudyConfig, _set_dotted
+    from cape.study.config import StudyConfig
+    from cape.study.loading import set_dotted
 
     config = runner.config
     compare = config.evaluate.ood.compare if config.evaluate.ood else None
@@ -401,7 +402,7 @@ def run_sweep(runner: Any, run_one: Callable[[Any, Path], Path]) -> Path:
         values = yaml.safe_load(yaml.safe_dump(base))
         for key, value in cell.items():
             try:
-                _set_dotted(values, key, value)
+                set_dotted(values, key, value)
             except (KeyError, IndexError, TypeError, ValueError) as error:
                 raise CapeError(f"sweep key {key!r}: {error}") from error
         sub_config = StudyConfig.model_validate(values)
